@@ -1,0 +1,242 @@
+//! The command line: S4's commands, aliases and global flags, plus flags for every prompt.
+
+use argh::FromArgs;
+
+/// Fast and cheap synchronisation of files with Amazon S3 (and S3-compatible stores).
+/// To start off, add a Target with the "add" command.
+#[derive(FromArgs, Debug)]
+pub struct Cli {
+    /// log level: DEBUG, INFO (default), WARNING or ERROR
+    #[argh(option, default = "String::from(\"INFO\")")]
+    pub log_level: String,
+    /// display without colors
+    #[argh(switch)]
+    pub no_colors: bool,
+    /// display timestamps for each log message
+    #[argh(switch)]
+    pub timestamps: bool,
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Sync(SyncCmd),
+    Daemon(DaemonCmd),
+    Add(AddCmd),
+    Edit(EditCmd),
+    Targets(TargetsCmd),
+    Rm(RmCmd),
+    Ls(LsCmd),
+    Version(VersionCmd),
+}
+
+/// Synchronise Targets with S3 (alias: s)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "sync")]
+pub struct SyncCmd {
+    /// targets to sync (default: all, sorted)
+    #[argh(positional)]
+    pub targets: Vec<String>,
+    /// settle conflicts without asking: 1 keeps local, 2 keeps S3, ignore skips them
+    #[argh(option)]
+    pub conflicts: Option<String>,
+    /// show what would be done; change nothing, never prompt
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// one JSON object per action (and a summary) on stdout
+    #[argh(switch)]
+    pub json: bool,
+    /// transfers in flight at once (default 16)
+    #[argh(option, default = "16")]
+    pub jobs: usize,
+    /// follow symlinks that point inside the local folder
+    #[argh(switch)]
+    pub follow_symlinks: bool,
+}
+
+/// Run S4 sync continuously (alias: d)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "daemon")]
+pub struct DaemonCmd {
+    /// targets to watch (default: all)
+    #[argh(positional)]
+    pub targets: Vec<String>,
+    /// milliseconds to wait for more local changes before syncing (default 1000)
+    #[argh(option, default = "1000")]
+    pub read_delay: u64,
+    /// conflict choice: 1, 2 or ignore (default ignore)
+    #[argh(option, default = "String::from(\"ignore\")")]
+    pub conflicts: String,
+    /// seconds between checks of S3 for remote changes (default 30)
+    #[argh(option, default = "30")]
+    pub poll: u64,
+    /// transfers in flight at once (default 16)
+    #[argh(option, default = "16")]
+    pub jobs: usize,
+}
+
+/// Add a new Target to synchronise (alias: a); flags answer the prompts
+#[derive(FromArgs, Debug, Default)]
+#[argh(subcommand, name = "add")]
+pub struct AddCmd {
+    /// copy credentials from an existing target instead of typing them in again
+    #[argh(option, short = 'C')]
+    pub copy_target_credentials: Option<String>,
+    #[argh(option)]
+    /// local folder to sync (default: the current folder)
+    pub local_folder: Option<String>,
+    /// s3://BUCKET/PREFIX
+    #[argh(option)]
+    pub s3_uri: Option<String>,
+    /// endpoint url of an S3-compatible store (default: AWS)
+    #[argh(option)]
+    pub endpoint_url: Option<String>,
+    /// region name
+    #[argh(option)]
+    pub region: Option<String>,
+    /// target name (default: the last part of the S3 path)
+    #[argh(option)]
+    pub name: Option<String>,
+    /// access key id (omit, with no secret, to use the AWS credential chain)
+    #[argh(option)]
+    pub access_key_id: Option<String>,
+    /// read the secret access key from the first line of stdin
+    #[argh(switch)]
+    pub secret_access_key_stdin: bool,
+}
+
+/// Edit Target details (alias: e); flags change fields without prompting
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "edit")]
+pub struct EditCmd {
+    #[argh(positional)]
+    pub target: String,
+    /// local folder
+    #[argh(option)]
+    pub local_folder: Option<String>,
+    /// s3://BUCKET/PREFIX
+    #[argh(option)]
+    pub s3_uri: Option<String>,
+    /// endpoint url
+    #[argh(option)]
+    pub endpoint_url: Option<String>,
+    /// region name
+    #[argh(option)]
+    pub region: Option<String>,
+    /// access key id
+    #[argh(option)]
+    pub access_key_id: Option<String>,
+    /// read the secret access key from the first line of stdin
+    #[argh(switch)]
+    pub secret_access_key_stdin: bool,
+}
+
+/// Print available Targets (alias: t)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "targets")]
+pub struct TargetsCmd {}
+
+/// Remove a Target (the files stay)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "rm")]
+pub struct RmCmd {
+    #[argh(positional)]
+    pub target: String,
+}
+
+/// Display list of files for a Target
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "ls")]
+pub struct LsCmd {
+    #[argh(positional)]
+    pub target: String,
+    /// sort by key, local or s3 (default key)
+    #[argh(option, short = 's', default = "String::from(\"key\")")]
+    pub sort_by: String,
+    /// sort descending
+    #[argh(switch, short = 'd')]
+    pub descending: bool,
+    /// show deleted files
+    #[argh(switch, short = 'A')]
+    pub all: bool,
+}
+
+/// Print S4 Version (alias: v)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "version")]
+pub struct VersionCmd {}
+
+/// S4's one-letter aliases, rewritten to the full names before parsing (argh has no aliases).
+pub fn expand_aliases(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut seen_command = false;
+    let mut skip_value = false;
+    for a in args {
+        if seen_command || skip_value {
+            skip_value = false;
+            out.push(a.clone());
+            continue;
+        }
+        if a == "--log-level" {
+            skip_value = true;
+            out.push(a.clone());
+            continue;
+        }
+        if a.starts_with('-') {
+            out.push(a.clone());
+            continue;
+        }
+        seen_command = true;
+        let full = match a.as_str() {
+            "s" => "sync",
+            "d" => "daemon",
+            "a" => "add",
+            "e" => "edit",
+            "t" => "targets",
+            "v" => "version",
+            other => other,
+        };
+        out.push(full.to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn aliases_expand_only_in_command_position() {
+        assert_eq!(expand_aliases(&v(&["s", "t"])), v(&["sync", "t"]));
+        assert_eq!(
+            expand_aliases(&v(&["--log-level", "DEBUG", "d", "x"])),
+            v(&["--log-level", "DEBUG", "daemon", "x"])
+        );
+        assert_eq!(expand_aliases(&v(&["--no-colors", "e", "s"])), v(&["--no-colors", "edit", "s"]));
+    }
+
+    #[test]
+    fn parses_s4_command_lines() {
+        let args = expand_aliases(&v(&["--timestamps", "s", "docs", "--conflicts", "1", "--dry-run"]));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let cli = Cli::from_args(&["s4"], &refs).unwrap();
+        match cli.command {
+            Some(Command::Sync(s)) => {
+                assert_eq!(s.targets, vec!["docs"]);
+                assert_eq!(s.conflicts.as_deref(), Some("1"));
+                assert!(s.dry_run && cli.timestamps);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::from_args(&["s4"], &["ls", "docs", "-s", "local", "-A", "-d"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Ls(LsCmd { all: true, descending: true, .. }))));
+        let cli = Cli::from_args(&["s4"], &["add", "-C", "other", "--s3-uri", "s3://b/p"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Add(AddCmd { copy_target_credentials: Some(_), .. }))));
+    }
+}

@@ -1,0 +1,217 @@
+//! What each command does. Exit codes (SPEC-S4 §3): 0 all in sync, 1 conflicts skipped or
+//! per-file errors, 2 could not run.
+
+mod ls;
+mod manage;
+
+use std::path::PathBuf;
+
+use crate::cli::{Command, DaemonCmd, SyncCmd};
+use crate::config::{parse_s3_uri, Config, Target};
+use crate::s3::credentials::{self, process_env};
+use crate::s3::{Client, Transfer};
+use crate::sync::conflict::Mode;
+use crate::sync::plan::Keep;
+use crate::sync::{self, Names, Options, Report};
+
+pub const OK: i32 = 0;
+pub const PARTIAL: i32 = 1;
+pub const FAILED: i32 = 2;
+
+/// A failure that stops the command: printed, then exit 2.
+pub type Fatal = String;
+
+pub fn run(cmd: Command, config_path: PathBuf) -> Result<i32, Fatal> {
+    let mut config = Config::load(&config_path)?;
+    match cmd {
+        Command::Version(_) => {
+            println!("{}", crate::VERSION);
+            Ok(OK)
+        }
+        Command::Targets(_) => {
+            for name in config.names() {
+                let t = config.get(&name).unwrap_or_default();
+                println!("{name}: [{} <=> {}]", t.local_folder, t.s3_uri);
+            }
+            Ok(OK)
+        }
+        Command::Add(a) => manage::add(&mut config, a),
+        Command::Edit(e) => manage::edit(&mut config, e),
+        Command::Rm(r) => manage::rm(&mut config, &r.target),
+        Command::Ls(l) => ls::run(&config, l),
+        Command::Sync(s) => sync_cmd(&config, s),
+        Command::Daemon(d) => daemon(&config, d),
+    }
+}
+
+/// `"X" is an unknown target. Choices are: [...]` as S4 says it.
+pub fn unknown_target(config: &Config, name: &str) -> Fatal {
+    let names: Vec<String> = config.names().iter().map(|n| format!("'{n}'")).collect();
+    format!("\"{name}\" is an unknown target. Choices are: [{}]", names.join(", "))
+}
+
+pub fn lookup(config: &Config, name: &str) -> Result<Target, Fatal> {
+    config.get(name).ok_or_else(|| unknown_target(config, name))
+}
+
+/// The S3 client and key prefix for a target; credentials from the target or the AWS chain.
+pub fn client_for(target: &Target) -> Result<(Client, String), Fatal> {
+    let (bucket, prefix) = parse_s3_uri(&target.s3_uri)?;
+    let env = &process_env;
+    let endpoint =
+        target.endpoint_url.clone().or_else(|| env("AWS_ENDPOINT_URL_S3")).or_else(|| env("AWS_ENDPOINT_URL"));
+    let region = credentials::resolve_region(target.region_name.as_deref(), env);
+    let explicit = match (&target.aws_access_key_id, &target.aws_secret_access_key) {
+        (Some(id), Some(secret)) => Some((id.as_str(), secret.as_str())),
+        _ => None,
+    };
+    let creds = credentials::resolve(explicit, env)?;
+    let mut cfg = crate::s3::Config::new(endpoint, region, creds);
+    cfg.path_style = match env("S4_ADDRESSING_STYLE").as_deref() {
+        Some("virtual") => Some(false),
+        Some("path") => Some(true),
+        _ => None,
+    };
+    Ok((Client::new(cfg, &bucket).map_err(|e| e.to_string())?, prefix))
+}
+
+fn conflict_mode(value: Option<&str>) -> Result<Mode, Fatal> {
+    match value {
+        None => Ok(Mode::Prompt),
+        Some("1") => Ok(Mode::Keep(Keep::Local)),
+        Some("2") => Ok(Mode::Keep(Keep::Remote)),
+        Some("ignore") => Ok(Mode::Ignore),
+        Some(other) => Err(format!("--conflicts {other}: choose 1 (keep local), 2 (keep S3) or ignore")),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))
+}
+
+/// Targets named, or all; an unknown name is an error before anything runs.
+fn pick(config: &Config, named: &[String]) -> Result<Vec<String>, Fatal> {
+    let mut names = if named.is_empty() { config.names() } else { named.to_vec() };
+    names.sort();
+    names.dedup();
+    for n in &names {
+        lookup(config, n)?;
+    }
+    if names.is_empty() {
+        return Err("No targets available. Use the \"add\" command first".into());
+    }
+    Ok(names)
+}
+
+async fn sync_target(config: &Config, name: &str, opts: &Options) -> Result<Report, String> {
+    let target = lookup(config, name)?;
+    let (client, prefix) = client_for(&target)?;
+    let names = Names { name: name.to_string(), local_uri: target.local_uri(), remote_uri: target.remote_uri() };
+    sync::run(&client, &prefix, &PathBuf::from(&target.local_folder), &names, opts).await
+}
+
+fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
+    let opts = Options {
+        conflicts: conflict_mode(cmd.conflicts.as_deref())?,
+        dry_run: cmd.dry_run,
+        json: cmd.json,
+        jobs: cmd.jobs.max(1),
+        follow_symlinks: cmd.follow_symlinks,
+        transfer: Transfer::default(),
+    };
+    let names = pick(config, &cmd.targets)?;
+    let rt = runtime()?;
+    let mut code = OK;
+    let mut total = Report::default();
+    for name in &names {
+        match rt.block_on(sync_target(config, name, &opts)) {
+            Ok(r) => {
+                if !r.clean() {
+                    code = code.max(PARTIAL);
+                }
+                add(&mut total, &r);
+            }
+            Err(e) => {
+                crate::error!("There was an error syncing '{name}':\n{e}");
+                code = FAILED;
+            }
+        }
+    }
+    if opts.json {
+        let t = &total;
+        println!(
+            "{}",
+            serde_json::json!({"summary": {
+                "uploaded": t.uploaded, "downloaded": t.downloaded,
+                "deleted_local": t.deleted_local, "deleted_remote": t.deleted_remote,
+                "bytes_up": t.bytes_up, "bytes_down": t.bytes_down,
+                "conflicts_skipped": t.conflicts_skipped, "errors": t.errors,
+                "planned": t.planned, "exit_code": code,
+            }})
+        );
+    }
+    Ok(code)
+}
+
+fn add(total: &mut Report, r: &Report) {
+    total.uploaded += r.uploaded;
+    total.downloaded += r.downloaded;
+    total.deleted_local += r.deleted_local;
+    total.deleted_remote += r.deleted_remote;
+    total.bytes_up += r.bytes_up;
+    total.bytes_down += r.bytes_down;
+    total.conflicts_skipped += r.conflicts_skipped;
+    total.errors += r.errors;
+    total.planned += r.planned;
+}
+
+/// Keep syncing: on local changes (checked every --read-delay ms by a cheap scan of the
+/// folder's mtimes) and every --poll seconds for remote ones. Errors are logged and the loop
+/// goes on: a network outage must not end the daemon.
+fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
+    let opts = Options {
+        conflicts: conflict_mode(Some(&cmd.conflicts))?,
+        dry_run: false,
+        json: false,
+        jobs: cmd.jobs.max(1),
+        follow_symlinks: false,
+        transfer: Transfer::default(),
+    };
+    let names = pick(config, &cmd.targets)?;
+    let rt = runtime()?;
+    let mut fingerprints = std::collections::HashMap::new();
+    let mut last_sync = std::collections::HashMap::new();
+    loop {
+        for name in &names {
+            let Some(target) = config.get(name) else { continue };
+            let fp = fingerprint(&PathBuf::from(&target.local_folder));
+            let due = last_sync.get(name).is_none_or(|t: &std::time::Instant| t.elapsed().as_secs() >= cmd.poll);
+            if fingerprints.get(name) != Some(&fp) || due {
+                if let Err(e) = rt.block_on(sync_target(config, name, &opts)) {
+                    crate::error!("There was an error syncing '{name}':\n{e}");
+                }
+                // After the sync, so our own downloads do not trigger another round.
+                fingerprints.insert(name.clone(), fingerprint(&PathBuf::from(&target.local_folder)));
+                last_sync.insert(name.clone(), std::time::Instant::now());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(cmd.read_delay.max(100)));
+    }
+}
+
+/// Count, total size and newest mtime of the folder's files (a change to any file, a new
+/// directory or a move changes one of them).
+fn fingerprint(root: &std::path::Path) -> (u64, u64, u64) {
+    let rules = std::sync::Arc::new(crate::ignore::IgnoreRules::default());
+    let mut fp = (0u64, 0u64, 0u64);
+    for f in sync::scan::Scanner::new(root, rules, false).flatten() {
+        fp.0 += 1;
+        fp.1 = fp.1.wrapping_add(f.size);
+        fp.2 = fp.2.wrapping_add((f.mtime * 1000.0) as u64);
+    }
+    fp
+}

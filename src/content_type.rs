@@ -1,0 +1,90 @@
+//! Content-Type for uploads (SPEC-S4 §4): libmagic on the first bytes, the extension
+//! where libmagic is vague (it calls CSS and JS "text/plain"), `application/octet-stream` last.
+
+use std::cell::RefCell;
+use std::io::Read;
+use std::path::Path;
+
+thread_local! {
+    // A libmagic cookie is neither Send nor Sync, and loading its database costs
+    // milliseconds: one per thread, loaded on first use.
+    static COOKIE: RefCell<Option<Option<magic::Cookie<magic::cookie::Load>>>> = const { RefCell::new(None) };
+}
+
+fn sniff(head: &[u8]) -> Option<String> {
+    COOKIE.with(|c| {
+        let mut c = c.borrow_mut();
+        let cookie = c.get_or_insert_with(|| {
+            let open = magic::Cookie::open(magic::cookie::Flags::MIME_TYPE).ok()?;
+            open.load(&magic::cookie::DatabasePaths::default()).ok()
+        });
+        cookie.as_ref()?.buffer(head).ok()
+    })
+}
+
+pub fn by_extension(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "js" | "mjs" => "text/javascript",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "txt" | "text" | "log" => "text/plain",
+        "md" => "text/markdown",
+        "csv" => "text/csv",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/vnd.microsoft.icon",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "wasm" => "application/wasm",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        "woff2" => "font/woff2",
+        "woff" => "font/woff",
+        _ => return None,
+    })
+}
+
+/// The Content-Type to send for the file at `path` (named `key`).
+pub fn detect(path: &Path, key: &str) -> String {
+    let mut head = [0u8; 4096];
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+    let sniffed = if n > 0 { sniff(&head[..n]) } else { None };
+    let ext = by_extension(key);
+    match sniffed.as_deref() {
+        Some("text/plain") | Some("application/octet-stream") | None => {
+            ext.map(str::to_string).or(sniffed).unwrap_or_else(|| "application/octet-stream".into())
+        }
+        Some("application/x-empty") => ext.unwrap_or("application/octet-stream").to_string(),
+        Some(s) => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_then_extension() {
+        let d = tempfile::tempdir().unwrap();
+        let png = d.path().join("pic.dat");
+        std::fs::write(&png, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde").unwrap();
+        assert_eq!(detect(&png, "pic.dat"), "image/png");
+        let css = d.path().join("a.css");
+        std::fs::write(&css, b"body { color: red }\n").unwrap();
+        assert_eq!(detect(&css, "a.css"), "text/css");
+        let empty = d.path().join("e");
+        std::fs::write(&empty, b"").unwrap();
+        assert_eq!(detect(&empty, "e"), "application/octet-stream");
+        let bin = d.path().join("b.bin");
+        std::fs::write(&bin, [0u8, 1, 2, 3, 255, 254]).unwrap();
+        assert_eq!(detect(&bin, "b.bin"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,19 @@
+//! s4: two-way sync of local folders and S3 prefixes, file-compatible with S4 0.4.4.
+//!
+//! Layout: [`s3`] is our own S3 client; [`sync`] the engine (scan, index, plan, exec);
+//! [`commands`] what each CLI command does; [`config`] S4's `sync.conf`.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod content_type;
+pub mod fsutil;
+pub mod ignore;
+#[macro_use]
+pub mod log;
+pub mod progress;
+pub mod s3;
+pub mod sync;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,122 @@
+//! Logging to stderr as S4 does: `--log-level`, `--no-colors`, `--timestamps`.
+//! Also the one place that knows whether stderr is a terminal (for colours and progress).
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug = 0,
+    Info = 1,
+    Warning = 2,
+    Error = 3,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        match s.to_ascii_uppercase().as_str() {
+            "DEBUG" => Some(Level::Debug),
+            "INFO" => Some(Level::Info),
+            "WARNING" | "WARN" => Some(Level::Warning),
+            "ERROR" => Some(Level::Error),
+            _ => None,
+        }
+    }
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static COLORS: AtomicBool = AtomicBool::new(true);
+static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+
+pub fn init(level: Level, colors: bool, timestamps: bool) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+    COLORS.store(colors && std::io::stderr().is_terminal(), Ordering::Relaxed);
+    TIMESTAMPS.store(timestamps, Ordering::Relaxed);
+}
+
+pub fn enabled(level: Level) -> bool {
+    level as u8 >= LEVEL.load(Ordering::Relaxed)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Color {
+    Green,
+    Yellow,
+    Red,
+}
+
+/// `2026-11-24 19:14:25` in UTC, from unix seconds (civil-from-days, Howard Hinnant's algorithm).
+pub fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub fn emit(level: Level, color: Option<Color>, msg: &str) {
+    if !enabled(level) {
+        return;
+    }
+    let mut line = String::new();
+    if TIMESTAMPS.load(Ordering::Relaxed) {
+        line.push_str(&format_utc(now_secs()));
+        line.push_str(": ");
+    }
+    if level == Level::Debug {
+        line.push_str("DEBUG: ");
+    }
+    match color.filter(|_| COLORS.load(Ordering::Relaxed)) {
+        Some(c) => {
+            let code = match c {
+                Color::Green => "32",
+                Color::Yellow => "33",
+                Color::Red => "31",
+            };
+            line.push_str(&format!("\x1b[{code}m{msg}\x1b[0m"));
+        }
+        None => line.push_str(msg),
+    }
+    line.push('\n');
+    crate::progress::clear_line();
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+#[macro_export]
+macro_rules! info { ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Info, None, &format!($($t)*)) } }
+#[macro_export]
+macro_rules! warn { ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Warning, None, &format!($($t)*)) } }
+#[macro_export]
+macro_rules! error { ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Error, None, &format!($($t)*)) } }
+#[macro_export]
+macro_rules! debug { ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Debug, None, &format!($($t)*)) } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(1369353600), "2013-05-24 00:00:00");
+        assert_eq!(format_utc(951782400 + 3661), "2000-02-29 01:01:01");
+        assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn levels_parse() {
+        assert_eq!(Level::parse("warning"), Some(Level::Warning));
+        assert_eq!(Level::parse("nope"), None);
+    }
+}

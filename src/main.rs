@@ -1,0 +1,40 @@
+use argh::FromArgs;
+use s4::cli::{expand_aliases, Cli};
+use s4::commands;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let cmd = args.first().map(String::as_str).unwrap_or("s4");
+    let rest = expand_aliases(&args[1.min(args.len())..]);
+    let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let cli = match Cli::from_args(&[cmd], &refs) {
+        Ok(c) => c,
+        Err(early) => {
+            // --help goes to stdout with 0; usage errors to stderr with 2.
+            match early.status {
+                Ok(()) => println!("{}", early.output),
+                Err(()) => eprintln!("{}", early.output),
+            }
+            std::process::exit(if early.status.is_ok() { 0 } else { 2 });
+        }
+    };
+    let Some(level) = s4::log::Level::parse(&cli.log_level) else {
+        eprintln!("--log-level {}: choose DEBUG, INFO, WARNING or ERROR", cli.log_level);
+        std::process::exit(2);
+    };
+    s4::log::init(level, !cli.no_colors, cli.timestamps);
+    let Some(command) = cli.command else {
+        let help = Cli::from_args(&[cmd], &["--help"]).err().map(|e| e.output).unwrap_or_default();
+        println!("s4 {}\n\n{help}", s4::VERSION);
+        std::process::exit(0);
+    };
+    let path = s4::config::default_path(&s4::s3::credentials::process_env);
+    let code = match commands::run(command, path) {
+        Ok(code) => code,
+        Err(e) => {
+            s4::error!("{e}");
+            commands::FAILED
+        }
+    };
+    std::process::exit(code);
+}

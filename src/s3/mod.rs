@@ -1,0 +1,20 @@
+//! A small S3 client of our own: SigV4 by hand, hyper + rustls, quick-xml listings.
+//! The sync engine talks to S3 only through [`Client`].
+
+mod client;
+pub mod credentials;
+pub mod error;
+pub mod http;
+pub mod multipart;
+mod ops;
+pub mod retry;
+pub mod sigv4;
+pub mod xml;
+
+pub use client::{Client, Config};
+pub use credentials::Credentials;
+pub use error::{Error, ErrorKind, Result};
+pub use http::Payload;
+pub use multipart::Transfer;
+pub use ops::{content_md5, Lister, ObjectMeta, PutOptions};
+pub use xml::{ListPage, Object};

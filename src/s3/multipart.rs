@@ -1,0 +1,292 @@
+//! Large objects: multipart upload with a bounded pool of parallel parts (aborted on
+//! failure, so no orphaned parts keep costing money), and parallel ranged download into
+//! one file. The part arithmetic is pure and unit-tested.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::Method;
+use tokio::task::JoinSet;
+
+use super::client::{Client, Request};
+use super::error::{Error, ErrorKind, Result};
+use super::http::Payload;
+use super::ops::{etag_of, ObjectMeta, PutOptions};
+use super::xml::{self, Upload};
+
+pub const MIB: u64 = 1 << 20;
+/// S3 limits: parts 5 MiB..5 GiB (the last may be smaller), at most 10,000 parts, 5 TiB objects.
+pub const MIN_PART: u64 = 5 * MIB;
+pub const MAX_PART: u64 = 5 << 30;
+pub const MAX_PARTS: u64 = 10_000;
+pub const MAX_OBJECT: u64 = 5 << 40;
+
+/// How big transfers are cut and how many pieces are in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Objects at least this big go multipart (upload) or ranged (download).
+    pub threshold: u64,
+    /// Preferred part size; grown when the object would need more than 10,000 parts.
+    pub part_size: u64,
+    pub concurrency: usize,
+}
+
+impl Default for Transfer {
+    fn default() -> Self {
+        Transfer { threshold: 16 * MIB, part_size: 8 * MIB, concurrency: 4 }
+    }
+}
+
+/// The part size for an object of `total` bytes: `preferred` (at least 5 MiB), grown in whole
+/// MiB until 10,000 parts cover the object. `Err` when no legal part size fits (over 5 TiB).
+pub fn part_size(total: u64, preferred: u64) -> std::result::Result<u64, String> {
+    if total > MAX_OBJECT {
+        return Err(format!("{total} bytes is over S3's 5 TiB object limit"));
+    }
+    let mut size = preferred.clamp(MIN_PART, MAX_PART);
+    let needed = total.div_ceil(MAX_PARTS);
+    if needed > size {
+        size = needed.div_ceil(MIB) * MIB;
+    }
+    Ok(size.min(MAX_PART))
+}
+
+/// (part number from 1, offset, length) of each part.
+pub fn parts(total: u64, part_size: u64) -> impl Iterator<Item = (u32, u64, u64)> {
+    let count = total.div_ceil(part_size).max(1);
+    (0..count).map(move |i| {
+        let offset = i * part_size;
+        (i as u32 + 1, offset, part_size.min(total - offset))
+    })
+}
+
+fn join_error(op: &'static str, object: String, e: tokio::task::JoinError) -> Error {
+    Error::new(op, object, ErrorKind::Io(format!("worker failed: {e}")))
+}
+
+impl Client {
+    pub async fn create_multipart(&self, key: &str, opts: &PutOptions) -> Result<String> {
+        let req =
+            opts.apply(Request::new("CreateMultipartUpload", Method::POST, Some(key)).query("uploads", ""), false);
+        let a = self.send_full(&req).await?;
+        xml::parse_initiate_multipart(&a.body)
+            .map_err(|e| Error::new("CreateMultipartUpload", self.uri(key), ErrorKind::Xml(e.to_string())))
+    }
+
+    pub async fn upload_part(&self, key: &str, upload_id: &str, number: u32, payload: Payload) -> Result<String> {
+        let req = Request::new("UploadPart", Method::PUT, Some(key))
+            .query("partNumber", number.to_string())
+            .query("uploadId", upload_id)
+            .payload(payload);
+        let a = self.send_full(&req).await?;
+        etag_of(&a.headers).ok_or_else(|| {
+            Error::new("UploadPart", self.uri(key), ErrorKind::Xml(format!("part {number}: no ETag in the answer")))
+        })
+    }
+
+    pub async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[(u32, String)]) -> Result<String> {
+        let req = Request::new("CompleteMultipartUpload", Method::POST, Some(key))
+            .query("uploadId", upload_id)
+            .header("content-type", "application/xml")
+            .payload(Payload::Bytes(Bytes::from(xml::complete_multipart_body(parts))));
+        let a = self.send_full(&req).await?;
+        xml::parse_complete_multipart(&a.body)
+            .map_err(|e| Error::new("CompleteMultipartUpload", self.uri(key), ErrorKind::Xml(e.to_string())))
+    }
+
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        let req = Request::new("AbortMultipartUpload", Method::DELETE, Some(key)).query("uploadId", upload_id);
+        match self.send_full(&req).await {
+            Err(e) if e.status() == Some(404) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// In-progress multipart uploads under `prefix` (first 1000).
+    pub async fn list_multipart_uploads(&self, prefix: &str) -> Result<Vec<Upload>> {
+        let req = Request::new("ListMultipartUploads", Method::GET, None)
+            .query("uploads", "")
+            .query("encoding-type", "url")
+            .query("prefix", prefix);
+        let a = self.send_full(&req).await?;
+        xml::parse_list_multipart_uploads(&a.body)
+            .map(|(uploads, ..)| uploads)
+            .map_err(|e| Error::new("ListMultipartUploads", self.uri(prefix), ErrorKind::Xml(e.to_string())))
+    }
+
+    /// Upload `size` bytes of the file at `path`: one PutObject below the threshold, else
+    /// multipart with `xfer.concurrency` parts in flight. Returns the ETag.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        opts: &PutOptions,
+        xfer: &Transfer,
+    ) -> Result<Option<String>> {
+        if size < xfer.threshold {
+            let payload = Payload::File { path: path.to_path_buf(), offset: 0, len: size };
+            return self.put(key, payload, opts).await;
+        }
+        let part = part_size(size, xfer.part_size)
+            .map_err(|m| Error::new("CreateMultipartUpload", self.uri(key), ErrorKind::Config(m)))?;
+        let upload_id = self.create_multipart(key, opts).await?;
+        match self.upload_parts(key, &upload_id, path, size, part, xfer.concurrency).await {
+            Ok(etags) => match self.complete_multipart(key, &upload_id, &etags).await {
+                Ok(etag) => Ok(Some(etag)),
+                Err(e) => {
+                    let _ = self.abort_multipart(key, &upload_id).await;
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                // Best effort: the original error is the one the user needs.
+                let _ = self.abort_multipart(key, &upload_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+        path: &Path,
+        size: u64,
+        part: u64,
+        concurrency: usize,
+    ) -> Result<Vec<(u32, String)>> {
+        let mut set = JoinSet::new();
+        let mut done = Vec::new();
+        for (number, offset, len) in parts(size, part) {
+            while set.len() >= concurrency.max(1) {
+                done.push(self.next_part(&mut set, key).await?);
+            }
+            let (client, key, id) = (self.clone(), key.to_string(), upload_id.to_string());
+            let payload = Payload::File { path: path.to_path_buf(), offset, len };
+            set.spawn(async move { client.upload_part(&key, &id, number, payload).await.map(|t| (number, t)) });
+        }
+        while !set.is_empty() {
+            done.push(self.next_part(&mut set, key).await?);
+        }
+        done.sort_by_key(|(n, _)| *n);
+        Ok(done)
+    }
+
+    async fn next_part(&self, set: &mut JoinSet<Result<(u32, String)>>, key: &str) -> Result<(u32, String)> {
+        match set.join_next().await {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => Err(join_error("UploadPart", self.uri(key), e)),
+            None => unreachable!("joined an empty set"),
+        }
+    }
+
+    /// Download an object of known `size` into `dest` (created or truncated): one GET below the
+    /// threshold, else ranges fetched in parallel, written in place, all pinned to one ETag
+    /// (If-Match) so a concurrent overwrite cannot mix two versions in one file.
+    pub async fn download_to_file(&self, key: &str, dest: &Path, size: u64, xfer: &Transfer) -> Result<ObjectMeta> {
+        if size < xfer.threshold {
+            return self.get_to_file(key, dest, None).await;
+        }
+        let io = |e: std::io::Error| Error::new("GetObject", dest.display().to_string(), ErrorKind::Io(e.to_string()));
+        let file = std::fs::File::create(dest).map_err(io)?;
+        file.set_len(size).map_err(io)?;
+        let file = Arc::new(file);
+        let part = xfer.part_size.max(MIN_PART);
+        let mut ranges = parts(size, part);
+        // The first range tells the ETag that pins every other range.
+        let (_, off, len) = ranges.next().expect("at least one range");
+        let (meta, _) = self.fetch_range(key, &file, off, len, None).await?;
+        if meta.size != size {
+            return Err(Error::new(
+                "GetObject",
+                self.uri(key),
+                ErrorKind::Io(format!(
+                    "object is {} bytes now, expected {size}: it changed during the sync",
+                    meta.size
+                )),
+            ));
+        }
+        let etag = meta.etag.clone();
+        let mut set = JoinSet::new();
+        for (_, off, len) in ranges {
+            while set.len() >= xfer.concurrency.max(1) {
+                self.next_range(&mut set, key).await?;
+            }
+            let (client, key, file, etag) = (self.clone(), key.to_string(), file.clone(), etag.clone());
+            set.spawn(async move { client.fetch_range(&key, &file, off, len, etag.as_deref()).await.map(|_| ()) });
+        }
+        while !set.is_empty() {
+            self.next_range(&mut set, key).await?;
+        }
+        Ok(meta)
+    }
+
+    async fn next_range(&self, set: &mut JoinSet<Result<()>>, key: &str) -> Result<()> {
+        match set.join_next().await {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => Err(join_error("GetObject", self.uri(key), e)),
+            None => Ok(()),
+        }
+    }
+
+    async fn fetch_range(
+        &self,
+        key: &str,
+        file: &Arc<std::fs::File>,
+        offset: u64,
+        len: u64,
+        etag: Option<&str>,
+    ) -> Result<(ObjectMeta, u64)> {
+        let mut at = offset;
+        let (meta, got) = self
+            .get_into(key, Some((offset, offset + len - 1)), etag, |chunk| {
+                // Positional writes of one chunk land in the page cache; cheap enough inline.
+                let r = file.write_all_at(&chunk, at);
+                at += chunk.len() as u64;
+                std::future::ready(r)
+            })
+            .await?;
+        if got != len {
+            return Err(Error::new(
+                "GetObject",
+                self.uri(key),
+                ErrorKind::Transport(format!(
+                    "range at {offset}: got {got} of {len} bytes (does the store support Range?)"
+                )),
+            ));
+        }
+        Ok((meta, got))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_fits_every_size_in_10000_parts() {
+        assert_eq!(part_size(0, 8 * MIB).unwrap(), 8 * MIB);
+        assert_eq!(part_size(100 * MIB, 1).unwrap(), MIN_PART);
+        assert_eq!(part_size(100 * MIB, 8 * MIB).unwrap(), 8 * MIB);
+        for total in [80_000 * MIB, 1 << 40, 3 << 40, MAX_OBJECT] {
+            let p = part_size(total, 8 * MIB).unwrap();
+            assert!(total.div_ceil(p) <= MAX_PARTS, "{total}: {p}");
+            assert!((MIN_PART..=MAX_PART).contains(&p));
+            assert_eq!(p % MIB, 0);
+        }
+        assert!(part_size(MAX_OBJECT + 1, 8 * MIB).is_err());
+    }
+
+    #[test]
+    fn parts_cover_the_object_exactly() {
+        let v: Vec<_> = parts(3 * 5 * MIB + 7, 5 * MIB).collect();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[0], (1, 0, 5 * MIB));
+        assert_eq!(v[3], (4, 15 * MIB, 7));
+        assert_eq!(parts(10 * MIB, 5 * MIB).count(), 2);
+        assert_eq!(parts(0, 5 * MIB).collect::<Vec<_>>(), vec![(1, 0, 0)]);
+    }
+}

@@ -1,0 +1,356 @@
+//! The single-request S3 operations: listing, HEAD, GET, PUT, DELETE, batch delete.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use hyper::header::HeaderMap;
+use hyper::Method;
+
+use super::client::{error_chain, Client, Request};
+use super::error::{Error, ErrorKind, Result};
+use super::http::{self, Payload};
+use super::xml::{self, ListPage, Object};
+
+/// What HEAD/GET tell about an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Quotes stripped.
+    pub etag: Option<String>,
+    /// Unix seconds.
+    pub last_modified: Option<i64>,
+    pub content_type: Option<String>,
+    /// `x-amz-meta-*` pairs, names without the prefix.
+    pub metadata: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub metadata: Vec<(String, String)>,
+    /// Write only if the current ETag is this one (412 otherwise).
+    pub if_match: Option<String>,
+    /// Write only if no object exists (`If-None-Match: *`).
+    pub if_none_match: bool,
+}
+
+impl PutOptions {
+    pub(crate) fn apply<'a>(&self, mut req: Request<'a>, conditional: bool) -> Request<'a> {
+        if let Some(ct) = &self.content_type {
+            req = req.header("content-type", ct.clone());
+        }
+        for (k, v) in &self.metadata {
+            req = req.header(format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone());
+        }
+        if conditional {
+            if let Some(tag) = &self.if_match {
+                req = req.header("if-match", quote(tag));
+            }
+            if self.if_none_match {
+                req = req.header("if-none-match", "*");
+            }
+        }
+        req
+    }
+}
+
+fn quote(etag: &str) -> String {
+    format!("\"{}\"", etag.trim_matches('"'))
+}
+
+pub(crate) fn etag_of(headers: &HeaderMap) -> Option<String> {
+    headers.get("etag").and_then(|v| v.to_str().ok()).map(|s| s.trim_matches('"').to_string())
+}
+
+fn meta_of(headers: &HeaderMap) -> ObjectMeta {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let size = match text("content-range").and_then(|r| r.rsplit('/').next()).and_then(|s| s.parse().ok()) {
+        Some(total) => total,
+        None => text("content-length").and_then(|s| s.parse().ok()).unwrap_or(0),
+    };
+    let metadata = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.as_str().strip_prefix("x-amz-meta-")?;
+            Some((name.to_string(), v.to_str().ok()?.to_string()))
+        })
+        .collect();
+    ObjectMeta {
+        size,
+        etag: etag_of(headers),
+        last_modified: text("last-modified")
+            .and_then(|s| httpdate::parse_http_date(s).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64),
+        content_type: text("content-type").map(str::to_string),
+        metadata,
+    }
+}
+
+/// Pages of a listing, fetched one at a time: memory holds one page, whatever the bucket size.
+pub struct Lister {
+    client: Client,
+    prefix: String,
+    delimiter: Option<String>,
+    start_after: Option<String>,
+    token: Option<String>,
+    done: bool,
+    page: std::vec::IntoIter<Object>,
+}
+
+impl Lister {
+    pub async fn next_page(&mut self) -> Result<Option<ListPage>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .client
+            .list_page(
+                &self.prefix,
+                self.delimiter.as_deref(),
+                self.token.as_deref(),
+                self.start_after.as_deref(),
+                None,
+            )
+            .await?;
+        self.token = page.next_continuation_token.clone();
+        // A truncated page without a token would loop for ever: treat it as the end.
+        self.done = !page.is_truncated || self.token.is_none();
+        Ok(Some(page))
+    }
+
+    /// The next object in key order, across pages.
+    pub async fn next_object(&mut self) -> Result<Option<Object>> {
+        loop {
+            if let Some(o) = self.page.next() {
+                return Ok(Some(o));
+            }
+            match self.next_page().await? {
+                Some(p) => self.page = p.objects.into_iter(),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+impl Client {
+    /// One ListObjectsV2 page (at most 1000 keys), keys URL-encoded on the wire and decoded here.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        delimiter: Option<&str>,
+        token: Option<&str>,
+        start_after: Option<&str>,
+        max_keys: Option<u32>,
+    ) -> Result<ListPage> {
+        let mut req = Request::new("ListObjectsV2", Method::GET, None)
+            .query("list-type", "2")
+            .query("encoding-type", "url")
+            .query("prefix", prefix);
+        if let Some(d) = delimiter {
+            req = req.query("delimiter", d);
+        }
+        if let Some(t) = token {
+            req = req.query("continuation-token", t);
+        }
+        if let Some(s) = start_after {
+            req = req.query("start-after", s);
+        }
+        if let Some(m) = max_keys {
+            req = req.query("max-keys", m.to_string());
+        }
+        let answer = self.send_full(&req).await.map_err(|mut e| {
+            e.object = self.uri(prefix);
+            e
+        })?;
+        xml::parse_list_objects_v2(&answer.body)
+            .map_err(|e| Error::new("ListObjectsV2", self.uri(prefix), ErrorKind::Xml(e.to_string())))
+    }
+
+    pub fn list(&self, prefix: &str, delimiter: Option<&str>, start_after: Option<&str>) -> Lister {
+        Lister {
+            client: self.clone(),
+            prefix: prefix.to_string(),
+            delimiter: delimiter.map(str::to_string),
+            start_after: start_after.map(str::to_string),
+            token: None,
+            done: false,
+            page: Vec::new().into_iter(),
+        }
+    }
+
+    /// `Ok(None)` when the key does not exist.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        match self.send_full(&Request::new("HeadObject", Method::HEAD, Some(key))).await {
+            Ok(a) => Ok(Some(meta_of(&a.headers))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A small object into memory (indexes, .syncignore); `Ok(None)` when missing.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
+        match self.send_full(&Request::new("GetObject", Method::GET, Some(key))).await {
+            Ok(a) => Ok(Some((a.body, meta_of(&a.headers)))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stream an object (or `range` = (first, last) inclusive) into a new file at `dest`.
+    pub async fn get_to_file(&self, key: &str, dest: &Path, range: Option<(u64, u64)>) -> Result<ObjectMeta> {
+        let mut file = std::fs::File::create(dest).map_err(|e| {
+            Error::new("GetObject", dest.display().to_string(), ErrorKind::Io(format!("creating: {e}")))
+        })?;
+        // Chunks land in the page cache; a synchronous write of one is cheap.
+        self.get_into(key, range, None, |chunk| std::future::ready(std::io::Write::write_all(&mut file, &chunk)))
+            .await
+            .map(|(meta, _)| meta)
+    }
+
+    /// GET (a range of) an object, handing each body chunk to `sink`; returns the metadata and
+    /// the bytes received, checked against Content-Length so a cut-off body is an error.
+    pub(crate) async fn get_into<F, Fut>(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        if_match: Option<&str>,
+        mut sink: F,
+    ) -> Result<(ObjectMeta, u64)>
+    where
+        F: FnMut(Bytes) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<()>>,
+    {
+        let mut req = Request::new("GetObject", Method::GET, Some(key));
+        if let Some((a, b)) = range {
+            req = req.header("range", format!("bytes={a}-{b}"));
+        }
+        if let Some(tag) = if_match {
+            req = req.header("if-match", quote(tag));
+        }
+        let answer = self.send_stream(&req).await?;
+        let meta = meta_of(&answer.headers);
+        let expected: Option<u64> =
+            answer.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok());
+        let mut body = answer.body.expect("streamed body");
+        let mut got = 0u64;
+        let fail = |kind| Error::new("GetObject", self.uri(key), kind);
+        loop {
+            match http::next_chunk(&mut body, self.read_timeout()).await {
+                Ok(Some(chunk)) => {
+                    got += chunk.len() as u64;
+                    sink(chunk).await.map_err(|e| fail(ErrorKind::Io(format!("writing: {e}"))))?;
+                }
+                Ok(None) => break,
+                Err(None) => return Err(fail(ErrorKind::Timeout)),
+                Err(Some(e)) => return Err(fail(ErrorKind::Transport(error_chain(&e)))),
+            }
+        }
+        if let Some(n) = expected {
+            if n != got {
+                return Err(fail(ErrorKind::Transport(format!("body cut off after {got} of {n} bytes"))));
+            }
+        }
+        Ok((meta, got))
+    }
+
+    /// PutObject in one request. Returns the new ETag.
+    pub async fn put(&self, key: &str, payload: Payload, opts: &PutOptions) -> Result<Option<String>> {
+        let req = opts.apply(Request::new("PutObject", Method::PUT, Some(key)).payload(payload), true);
+        let a = self.send_full(&req).await?;
+        Ok(etag_of(&a.headers))
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.send_full(&Request::new("DeleteObject", Method::DELETE, Some(key))).await?;
+        Ok(())
+    }
+
+    /// DeleteObjects in batches of at most 1000 keys. Returns the keys the store refused, with why.
+    pub async fn delete_objects(&self, keys: &[String]) -> Result<Vec<(String, Error)>> {
+        let mut failed = Vec::new();
+        for batch in keys.chunks(1000) {
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let body = xml::delete_objects_body(&refs, true).map_err(|e| {
+                Error::new("DeleteObjects", self.uri(batch[0].as_str()), ErrorKind::Config(e.to_string()))
+            })?;
+            let md5 = content_md5(body.as_bytes());
+            let req = Request::new("DeleteObjects", Method::POST, None)
+                .query("delete", "")
+                .header("content-md5", md5)
+                .header("content-type", "application/xml")
+                .payload(Payload::Bytes(Bytes::from(body)));
+            let a = self.send_full(&req).await?;
+            let (_, errors) = xml::parse_delete_result(&a.body)
+                .map_err(|e| Error::new("DeleteObjects", self.uri(""), ErrorKind::Xml(e.to_string())))?;
+            for f in errors {
+                let err = Error::new(
+                    "DeleteObjects",
+                    self.uri(&f.key),
+                    ErrorKind::Status { status: 200, code: f.code, message: f.message, request_id: None },
+                );
+                failed.push((f.key, err));
+            }
+        }
+        Ok(failed)
+    }
+}
+
+/// Base64 of the MD5 of a body: DeleteObjects requires it.
+pub fn content_md5(body: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    base64(&Md5::digest(body))
+}
+
+pub fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (i, o) in cases {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+        assert_eq!(content_md5(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
+    }
+
+    #[test]
+    fn metadata_from_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("etag", "\"abc\"".parse().unwrap());
+        h.insert("content-length", "10".parse().unwrap());
+        h.insert("content-range", "bytes 0-9/100".parse().unwrap());
+        h.insert("last-modified", "Fri, 24 May 2013 00:00:00 GMT".parse().unwrap());
+        h.insert("x-amz-meta-mtime", "12".parse().unwrap());
+        let m = meta_of(&h);
+        assert_eq!(m.size, 100);
+        assert_eq!(m.etag.as_deref(), Some("abc"));
+        assert_eq!(m.last_modified, Some(1369353600));
+        assert_eq!(m.metadata, vec![("mtime".to_string(), "12".to_string())]);
+    }
+}

@@ -1,0 +1,796 @@
+//! S3 XML documents: parsing the answers (streaming, no DOM) and building request bodies.
+//!
+//! Every parser takes the raw body and never panics: malformed input is an [`XmlError`]
+//! whose message names what was wrong. Elements are matched on local names, so documents
+//! with or without the `http://s3.amazonaws.com/doc/2006-03-01/` namespace parse alike;
+//! unknown elements (Owner, StorageClass, ChecksumAlgorithm, ...) are skipped.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmlError(pub String);
+
+impl fmt::Display for XmlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for XmlError {}
+
+fn err(msg: impl Into<String>) -> XmlError {
+    XmlError(msg.into())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub size: u64,
+    /// Raw ISO8601 text as S3 sent it (see [`parse_iso8601`]).
+    pub last_modified: String,
+    /// Quotes stripped.
+    pub etag: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<Object>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_continuation_token: Option<String>,
+    pub key_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3ErrorBody {
+    pub code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+    /// `<Region>`, as AWS sends on wrong-region errors.
+    pub region: Option<String>,
+    /// `<Endpoint>`, as AWS sends on PermanentRedirect.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteFailure {
+    pub key: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub key: String,
+    pub upload_id: String,
+}
+
+// ---------------------------------------------------------------------------------------
+// A thin streaming layer over quick-xml: start/end/text events with local names, entity
+// and CDATA unescaping, and an explicit check that the document is not cut short.
+
+enum Ev {
+    Start(String),
+    End,
+    Text(String),
+    Eof,
+}
+
+struct Xml<'a> {
+    r: Reader<&'a [u8]>,
+    open: Vec<String>,
+}
+
+impl<'a> Xml<'a> {
+    fn new(xml: &'a [u8]) -> Self {
+        let mut r = Reader::from_reader(xml);
+        let c = r.config_mut();
+        c.check_end_names = true;
+        c.expand_empty_elements = true; // <Prefix/> arrives as Start + End
+        let open = Vec::new();
+        Xml { r, open }
+    }
+
+    fn bad(&self, what: &str, e: impl fmt::Display) -> XmlError {
+        let inside = self.open.last().map(|n| format!(" inside <{n}>"));
+        err(format!("{what}{}: {e}", inside.unwrap_or_default()))
+    }
+
+    fn next(&mut self) -> Result<Ev, XmlError> {
+        loop {
+            let pos = self.r.buffer_position();
+            let ev = self.r.read_event();
+            match ev.map_err(|e| self.bad(&format!("malformed XML at byte {pos}"), e))? {
+                Event::Start(s) => {
+                    let name = String::from_utf8_lossy(s.local_name().as_ref()).into_owned();
+                    self.open.push(name.clone());
+                    return Ok(Ev::Start(name));
+                }
+                Event::End(_) => {
+                    self.open.pop();
+                    return Ok(Ev::End);
+                }
+                Event::Text(t) => {
+                    let t = t.unescape().map_err(|e| self.bad("bad text", e))?;
+                    return Ok(Ev::Text(t.into_owned()));
+                }
+                Event::CData(c) => {
+                    let t = c.decode().map_err(|e| self.bad("bad CDATA", e))?;
+                    return Ok(Ev::Text(t.into_owned()));
+                }
+                Event::Eof if !self.open.is_empty() => return Err(self.bad("document truncated", "unexpected end")),
+                Event::Eof => return Ok(Ev::Eof),
+                // Empty never comes with expand_empty_elements.
+                Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+                Event::DocType(_) => {}
+            }
+        }
+    }
+
+    /// The root element's local name; None for an empty body or one that is not XML markup.
+    fn root(&mut self) -> Result<Option<String>, XmlError> {
+        loop {
+            match self.next()? {
+                Ev::Start(n) => return Ok(Some(n)),
+                Ev::Text(t) if t.trim().is_empty() => {}
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads the root element, which must be `want`. An `<Error>` document instead (S3 can
+    /// answer 200 with one) is reported by its code and message.
+    fn expect_root(&mut self, want: &str) -> Result<(), XmlError> {
+        let found = match self.root()? {
+            Some(n) if n == want => return Ok(()),
+            Some(n) if n == "Error" => {
+                let e = error_body(self)?;
+                format!("<Error> {}: {}", e.code, e.message)
+            }
+            Some(n) => format!("<{n}>"),
+            None => "no element".to_owned(),
+        };
+        Err(err(format!("expected <{want}> document, found {found}")))
+    }
+
+    /// After a Start: the element's text content, up to and including its End.
+    fn text(&mut self) -> Result<String, XmlError> {
+        let mut out = String::new();
+        loop {
+            match self.next()? {
+                Ev::Text(t) => out.push_str(&t),
+                Ev::End | Ev::Eof => return Ok(out), // Eof with open elements is an Err in next()
+                Ev::Start(n) => {
+                    let parent = self.open.iter().rev().nth(1).cloned().unwrap_or_default();
+                    return Err(err(format!("unexpected element <{n}> inside <{parent}>")));
+                }
+            }
+        }
+    }
+
+    /// After a Start: consume the element and everything in it (iteratively: a deeply
+    /// nested document must not exhaust the stack).
+    fn skip(&mut self) -> Result<(), XmlError> {
+        let mut depth = 1usize;
+        while depth > 0 {
+            match self.next()? {
+                Ev::Start(_) => depth += 1,
+                Ev::End | Ev::Eof => depth -= 1,
+                Ev::Text(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// After a Start: call `f` for each child element (which `f` must consume whole with
+    /// `text`, `skip`, `children` or `fields`), up to and including the element's End.
+    fn children(&mut self, mut f: impl FnMut(&mut Self, &str) -> Result<(), XmlError>) -> Result<(), XmlError> {
+        loop {
+            match self.next()? {
+                Ev::Start(n) => f(self, &n)?,
+                Ev::End | Ev::Eof => return Ok(()),
+                Ev::Text(_) => {}
+            }
+        }
+    }
+
+    /// After a Start: the text of each child named in `names` (the last one wins when
+    /// repeated); other children are skipped.
+    fn fields<const N: usize>(&mut self, names: [&str; N]) -> Result<[Option<String>; N], XmlError> {
+        let mut out = [(); N].map(|_| None);
+        self.children(|x, n| match names.iter().position(|f| *f == n) {
+            Some(i) => x.text().map(|t| out[i] = Some(t)),
+            None => x.skip(),
+        })?;
+        Ok(out)
+    }
+}
+
+fn required<T>(v: Option<T>, field: &str, parent: &str) -> Result<T, XmlError> {
+    v.ok_or_else(|| err(format!("missing <{field}> in <{parent}>")))
+}
+
+fn parse_u64(s: &str, field: &str) -> Result<u64, XmlError> {
+    s.trim().parse().map_err(|_| err(format!("<{field}> is not a number: {s:?}")))
+}
+
+fn parse_bool(s: &str, field: &str) -> Result<bool, XmlError> {
+    match s.trim() {
+        "true" | "True" | "TRUE" => Ok(true),
+        "false" | "False" | "FALSE" => Ok(false),
+        _ => Err(err(format!("<{field}> is not true/false: {s:?}"))),
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn strip_quotes(s: &str) -> String {
+    let s = s.strip_prefix('"').unwrap_or(s);
+    s.strip_suffix('"').unwrap_or(s).to_owned()
+}
+
+fn is_url(s: &str) -> bool {
+    s.trim().eq_ignore_ascii_case("url")
+}
+
+/// `encoding-type=url` values: '+' is a space, %XX a byte; the result must be UTF-8.
+fn url_decode(s: &str, field: &str) -> Result<String, XmlError> {
+    if !s.contains(['%', '+']) {
+        return Ok(s.to_owned());
+    }
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => match (hex(b.get(i + 1)), hex(b.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => return Err(err(format!("invalid percent escape in <{field}>: {s:?}"))),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| err(format!("<{field}> is not UTF-8 after URL-decoding: {s:?}")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsers
+
+/// ListBucketResult of ListObjectsV2. When the document contains <EncodingType>url</EncodingType>,
+/// Key, Prefix (in CommonPrefixes), StartAfter, Delimiter values are URL-decoded: '+' → ' ', %XX → byte,
+/// then the bytes must be valid UTF-8 (else XmlError). Without that element nothing is decoded.
+/// (StartAfter and Delimiter only echo the request and are not returned, so they are skipped.)
+pub fn parse_list_objects_v2(xml: &[u8]) -> Result<ListPage, XmlError> {
+    let mut x = Xml::new(xml);
+    x.expect_root("ListBucketResult")?;
+    let mut page = ListPage::default();
+    let mut url = false;
+    x.children(|x, name| {
+        match name {
+            "Contents" => page.objects.push(parse_object(x)?),
+            "CommonPrefixes" => x.children(|x, n| {
+                if n == "Prefix" {
+                    page.common_prefixes.push(x.text()?);
+                    return Ok(());
+                }
+                x.skip()
+            })?,
+            "IsTruncated" => page.is_truncated = parse_bool(&x.text()?, name)?,
+            "NextContinuationToken" => page.next_continuation_token = non_empty(x.text()?),
+            "KeyCount" => page.key_count = Some(parse_u64(&x.text()?, name)?),
+            "EncodingType" => url = is_url(&x.text()?),
+            _ => x.skip()?,
+        }
+        Ok(())
+    })?;
+    if url {
+        for o in &mut page.objects {
+            o.key = url_decode(&o.key, "Key")?;
+        }
+        for p in &mut page.common_prefixes {
+            *p = url_decode(p, "Prefix")?;
+        }
+    }
+    Ok(page)
+}
+
+fn parse_object(x: &mut Xml) -> Result<Object, XmlError> {
+    let [key, size, modified, etag] = x.fields(["Key", "Size", "LastModified", "ETag"])?;
+    Ok(Object {
+        key: required(key, "Key", "Contents")?,
+        size: parse_u64(&required(size, "Size", "Contents")?, "Size")?,
+        last_modified: required(modified, "LastModified", "Contents")?,
+        etag: etag.map(|e| strip_quotes(&e)),
+    })
+}
+
+/// Parses an <Error> document; Ok(None) if the root element is not <Error> (e.g. empty body or another document).
+pub fn parse_error(xml: &[u8]) -> Result<Option<S3ErrorBody>, XmlError> {
+    let mut x = Xml::new(xml);
+    match x.root()? {
+        Some(n) if n == "Error" => error_body(&mut x).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn error_body(x: &mut Xml) -> Result<S3ErrorBody, XmlError> {
+    let [code, message, request_id, region, endpoint] =
+        x.fields(["Code", "Message", "RequestId", "Region", "Endpoint"])?;
+    let code = required(code, "Code", "Error")?;
+    let message = message.unwrap_or_default();
+    Ok(S3ErrorBody { code, message, request_id, region, endpoint })
+}
+
+/// Reads the root `want` and returns the text of its child `field` (required, non-empty).
+fn single_field(xml: &[u8], want: &str, field: &str) -> Result<String, XmlError> {
+    let mut x = Xml::new(xml);
+    x.expect_root(want)?;
+    let [value] = x.fields([field])?;
+    required(value.and_then(non_empty), field, want)
+}
+
+/// InitiateMultipartUploadResult → UploadId
+pub fn parse_initiate_multipart(xml: &[u8]) -> Result<String, XmlError> {
+    single_field(xml, "InitiateMultipartUploadResult", "UploadId")
+}
+
+/// CompleteMultipartUploadResult → ETag (quotes stripped). NB: S3 may answer 200 with an <Error> body:
+/// the caller checks parse_error first; this function returns Err if the root is not CompleteMultipartUploadResult.
+pub fn parse_complete_multipart(xml: &[u8]) -> Result<String, XmlError> {
+    single_field(xml, "CompleteMultipartUploadResult", "ETag").map(|e| strip_quotes(&e))
+}
+
+/// DeleteResult → (deleted keys, failures)
+pub fn parse_delete_result(xml: &[u8]) -> Result<(Vec<String>, Vec<DeleteFailure>), XmlError> {
+    let mut x = Xml::new(xml);
+    x.expect_root("DeleteResult")?;
+    let (mut deleted, mut failed) = (Vec::new(), Vec::new());
+    x.children(|x, name| {
+        if name == "Deleted" {
+            let [key] = x.fields(["Key"])?;
+            deleted.push(required(key, "Key", name)?);
+        } else if name == "Error" {
+            let [key, code, message] = x.fields(["Key", "Code", "Message"])?;
+            failed.push(DeleteFailure {
+                key: required(key, "Key", name)?,
+                code: required(code, "Code", name)?,
+                message: message.unwrap_or_default(),
+            });
+        } else {
+            x.skip()?;
+        }
+        Ok(())
+    })?;
+    Ok((deleted, failed))
+}
+
+/// ListMultipartUploadsResult → (uploads, is_truncated, next_key_marker, next_upload_id_marker); URL-decoding as above when EncodingType is url.
+#[allow(clippy::type_complexity)]
+pub fn parse_list_multipart_uploads(
+    xml: &[u8],
+) -> Result<(Vec<Upload>, bool, Option<String>, Option<String>), XmlError> {
+    let mut x = Xml::new(xml);
+    x.expect_root("ListMultipartUploadsResult")?;
+    let (mut uploads, mut truncated, mut url) = (Vec::new(), false, false);
+    let (mut next_key, mut next_id) = (None, None);
+    x.children(|x, name| {
+        match name {
+            "Upload" => {
+                let [key, id] = x.fields(["Key", "UploadId"])?;
+                let key = required(key, "Key", name)?;
+                let upload_id = required(id, "UploadId", name)?;
+                uploads.push(Upload { key, upload_id });
+            }
+            "IsTruncated" => truncated = parse_bool(&x.text()?, name)?,
+            "NextKeyMarker" => next_key = non_empty(x.text()?),
+            "NextUploadIdMarker" => next_id = non_empty(x.text()?),
+            "EncodingType" => url = is_url(&x.text()?),
+            _ => x.skip()?,
+        }
+        Ok(())
+    })?;
+    if url {
+        for u in &mut uploads {
+            u.key = url_decode(&u.key, "Key")?;
+        }
+        next_key = next_key.map(|k| url_decode(&k, "NextKeyMarker")).transpose()?;
+    }
+    Ok((uploads, truncated, next_key, next_id))
+}
+
+// ---------------------------------------------------------------------------------------
+// Builders
+
+/// XML-escapes `s` into `out`; Err(c) for a character XML 1.0 cannot express at all.
+/// \t \n \r become character references so that no parser normalises them away.
+fn escape_into(out: &mut String, s: &str) -> Result<(), char> {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => return Err(c),
+            c => out.push(c),
+        }
+    }
+    Ok(())
+}
+
+/// <CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>"…"</ETag></Part>…</CompleteMultipartUpload>
+/// etags given without quotes; emitted with quotes; XML-escaped.
+/// (Characters XML cannot express are dropped: S3 ETags never contain them.)
+pub fn complete_multipart_body(parts: &[(u32, String)]) -> String {
+    let mut s = String::from("<CompleteMultipartUpload>");
+    for (number, etag) in parts {
+        s.push_str("<Part><PartNumber>");
+        s.push_str(&number.to_string());
+        s.push_str("</PartNumber><ETag>\"");
+        for c in etag.trim_matches('"').chars() {
+            let _ = escape_into(&mut s, c.encode_utf8(&mut [0; 4]));
+        }
+        s.push_str("\"</ETag></Part>");
+    }
+    s.push_str("</CompleteMultipartUpload>");
+    s
+}
+
+/// <Delete><Quiet>true</Quiet><Object><Key>…</Key></Object>…</Delete>, keys XML-escaped (&, <, >, ", ').
+/// Keys containing characters illegal in XML 1.0 (control chars other than \t \n \r) cannot be expressed: return Err.
+pub fn delete_objects_body(keys: &[&str], quiet: bool) -> Result<String, XmlError> {
+    let mut s = format!("<Delete><Quiet>{quiet}</Quiet>");
+    for key in keys {
+        s.push_str("<Object><Key>");
+        escape_into(&mut s, key).map_err(|c| {
+            let code = c as u32;
+            err(format!("key {key:?} contains U+{code:04X}, which XML 1.0 cannot express"))
+        })?;
+        s.push_str("</Key></Object>");
+    }
+    s.push_str("</Delete>");
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------
+// Dates
+
+/// ISO8601 "2009-10-12T17:50:30.000Z" (also without millis, and with "+00:00") → unix seconds (floor), by hand (days-from-civil).
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| digits(b.get(r)?);
+    let at = |i: usize, ok: &[u8]| b.get(i).is_some_and(|c| ok.contains(c));
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = match mo {
+        2 => 28 + i64::from(leap),
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if d < 1 || d > month_days || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = b.get(19..)?;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        rest = frac.get(n..).filter(|_| n > 0)?;
+    }
+    // The fraction only adds to a non-negative remainder, so dropping it is the floor.
+    let offset = match rest {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), tz @ ..] if matches!(tz, [_, _, b':', _, _] | [_, _, _, _]) => {
+            let secs = digits(&tz[..2])? * 3600 + digits(&tz[tz.len() - 2..])? * 60;
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+fn digits(d: &[u8]) -> Option<i64> {
+    let ok = !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    ok.then(|| d.iter().fold(0, |acc, c| acc * 10 + i64::from(c - b'0')))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>example-bucket</Name><Prefix></Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>
+  <NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>
+  <Contents>
+    <Key>ExampleObject.txt</Key><LastModified>2013-09-17T18:07:53.000Z</LastModified>
+    <ETag>&quot;599bab3ed2c697f1d26842727561fd94&quot;</ETag><ChecksumAlgorithm>CRC32</ChecksumAlgorithm><Size>857</Size>
+    <Owner><ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID><DisplayName>webfile</DisplayName></Owner>
+    <StorageClass>REDUCED_REDUNDANCY</StorageClass>
+  </Contents>
+  <Contents><Key>Tom &amp; Jerry&#x2019;s &lt;b&gt;</Key><LastModified>2013-09-17T18:08:00Z</LastModified><ETag>"3a6f-2"</ETag>
+    <Size>0</Size><RestoreStatus><IsRestoreInProgress>false</IsRestoreInProgress></RestoreStatus><StorageClass>STANDARD</StorageClass></Contents>
+</ListBucketResult>
+"#;
+
+    fn list(doc: &str) -> Result<ListPage, XmlError> {
+        parse_list_objects_v2(doc.as_bytes())
+    }
+
+    fn keys(page: &ListPage) -> Vec<&str> {
+        page.objects.iter().map(|o| o.key.as_str()).collect()
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    #[test]
+    fn list_objects_aws_page() {
+        let page = list(LIST).unwrap();
+        let token = some("1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+        assert_eq!(page.next_continuation_token, token);
+        assert_eq!((page.is_truncated, page.key_count), (true, Some(2)));
+        assert!(page.common_prefixes.is_empty());
+        let want = r#"[Object { key: "ExampleObject.txt", size: 857, last_modified: "2013-09-17T18:07:53.000Z", etag: Some("599bab3ed2c697f1d26842727561fd94") }, Object { key: "Tom & Jerry’s <b>", size: 0, last_modified: "2013-09-17T18:08:00Z", etag: Some("3a6f-2") }]"#;
+        assert_eq!(format!("{:?}", page.objects), want);
+    }
+
+    #[test]
+    fn list_objects_url_encoded_empty_and_prefixes() {
+        let doc = r#"<ListBucketResult><Name>b</Name><Prefix>p%2F</Prefix><Delimiter>%2F</Delimiter>
+            <Contents><Key>a%20b</Key><LastModified>x</LastModified><Size>1</Size></Contents>
+            <Contents><Key>a+b</Key><LastModified>x</LastModified><Size>2</Size></Contents>
+            <Contents><Key>%2B</Key><LastModified>x</LastModified><Size>3</Size></Contents>
+            <Contents><Key><![CDATA[caf%C3%A9]]></Key><LastModified>x</LastModified><Size>4</Size></Contents>
+            <CommonPrefixes><Prefix>dir+1%2F</Prefix></CommonPrefixes>
+            <IsTruncated>false</IsTruncated><EncodingType>url</EncodingType></ListBucketResult>"#;
+        let page = list(doc).unwrap();
+        assert_eq!(keys(&page), ["a b", "a b", "+", "café"]);
+        assert_eq!(page.common_prefixes, ["dir 1/"]);
+        assert_eq!(page.objects[0].etag, None);
+        // Without EncodingType the same text is taken literally.
+        let literal = list(&doc.replace("url", "")).unwrap();
+        assert_eq!(keys(&literal)[..2], ["a%20b", "a+b"]);
+
+        let empty = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix/>
+<KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>"#;
+        let page = list(empty).unwrap();
+        let want = ListPage { key_count: Some(0), ..Default::default() };
+        assert_eq!(page, want);
+
+        let dirs = r#"<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>b</Name><Prefix>photos/</Prefix><KeyCount>2</KeyCount><Delimiter>/</Delimiter><IsTruncated>false</IsTruncated>
+  <CommonPrefixes><Prefix>photos/2006/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>photos/2007/</Prefix></CommonPrefixes>
+</ListBucketResult>"#;
+        let page = list(dirs).unwrap();
+        assert_eq!(page.common_prefixes, ["photos/2006/", "photos/2007/"]);
+        assert!(page.objects.is_empty() && !page.is_truncated);
+    }
+
+    const ERRORS: [&str; 4] = [
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>a/b.txt</Key><RequestId>4442587FB7D0A2F9</RequestId><HostId>ZYX=</HostId></Error>"#,
+        r#"<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message>
+<AWSAccessKeyId>AKIAEXAMPLE</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256
+20240101T000000Z
+20240101/us-east-1/s3/aws4_request</StringToSign><SignatureProvided>deadbeef</SignatureProvided><StringToSignBytes>41 57 53 34</StringToSignBytes>
+<CanonicalRequest>GET
+/key
+a=b&amp;c=d</CanonicalRequest><RequestId>R1</RequestId><HostId>H1</HostId></Error>"#,
+        r#"<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message>
+<Endpoint>mybucket.s3.eu-west-1.amazonaws.com</Endpoint><Bucket>mybucket</Bucket><RequestId>R2</RequestId></Error>"#,
+        r#"<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message>
+<Region>eu-west-1</Region><RequestId>R3</RequestId><HostId>H3</HostId></Error>"#,
+    ];
+
+    #[test]
+    fn aws_errors() {
+        let [nsk, sig, redirect, region] = ERRORS.map(|s| parse_error(s.as_bytes()).unwrap());
+        let want = r#"Some(S3ErrorBody { code: "NoSuchKey", message: "The specified key does not exist.", request_id: Some("4442587FB7D0A2F9"), region: None, endpoint: None })"#;
+        assert_eq!(format!("{nsk:?}"), want);
+        let want = r#"Some(S3ErrorBody { code: "SignatureDoesNotMatch", message: "The request signature we calculated does not match the signature you provided.", request_id: Some("R1"), region: None, endpoint: None })"#;
+        assert_eq!(format!("{sig:?}"), want);
+        let redirect = redirect.unwrap();
+        let endpoint = some("mybucket.s3.eu-west-1.amazonaws.com");
+        assert_eq!((redirect.code, redirect.endpoint), ("PermanentRedirect".into(), endpoint));
+        let region = region.unwrap();
+        assert_eq!(region.region, some("eu-west-1"));
+        assert!(region.message.contains("'us-east-1' is wrong"));
+        for other in ["", " \n", "Bad Gateway", "<ListBucketResult/>", "<?xml version='1.0'?><a/>"] {
+            assert_eq!(parse_error(other.as_bytes()), Ok(None), "{other:?}");
+        }
+        let no_code = parse_error(b"<Error><Message>m</Message></Error>").unwrap_err();
+        assert!(no_code.0.contains("<Code>"), "{no_code}");
+    }
+
+    #[test]
+    fn multipart_documents() {
+        let init = r#"<?xml version="1.0" encoding="UTF-8"?>
+<InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><Key>big.bin</Key>
+<UploadId>VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA</UploadId></InitiateMultipartUploadResult>"#;
+        let id = "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA";
+        assert_eq!(parse_initiate_multipart(init.as_bytes()).unwrap(), id);
+        assert!(parse_initiate_multipart(b"<InitiateMultipartUploadResult/>").is_err());
+        // S3 sends whitespace while it works, then the document.
+        let done = r#"
+
+<?xml version="1.0" encoding="UTF-8"?>
+<CompleteMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Location>https://b.s3.amazonaws.com/big.bin</Location>
+<Bucket>b</Bucket><Key>big.bin</Key><ETag>"3858f62230ac3c915f300c664312c11f-9"</ETag></CompleteMultipartUploadResult>"#;
+        let etag = "3858f62230ac3c915f300c664312c11f-9";
+        assert_eq!(parse_complete_multipart(done.as_bytes()).unwrap(), etag);
+        let failed = r#"<?xml version="1.0" encoding="UTF-8"?>
+
+<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message>
+<RequestId>656c76696e6727732072657175657374</RequestId><HostId>Uuag1LuByRx9e6j5Onimru9pO4ZVKnJ2Qz7/C1NPcfTWAtRPfTaOFg==</HostId></Error>"#;
+        let error = parse_error(failed.as_bytes()).unwrap().unwrap();
+        assert_eq!(error.code, "InternalError");
+        let e = parse_complete_multipart(failed.as_bytes()).unwrap_err();
+        assert!(e.0.contains("<Error> InternalError: We encountered"), "{e}");
+
+        let body = complete_multipart_body(&[(1, "a&b".into()), (2, "\"c\"".into())]);
+        let want = "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a&amp;b\"</ETag>\
+            </Part><Part><PartNumber>2</PartNumber><ETag>\"c\"</ETag></Part></CompleteMultipartUpload>";
+        assert_eq!(body, want);
+
+        let uploads = r#"<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+<Bucket>b</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><NextKeyMarker>my%2Bmovie.m2ts</NextKeyMarker>
+<NextUploadIdMarker>YW55IGlkZWE</NextUploadIdMarker><EncodingType>url</EncodingType><MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>
+<Upload><Key>my+divisor</Key><UploadId>XMgbGlrZSBlbHZpbmcncyBub3Q</UploadId><Initiator><ID>arn:aws:iam::1:user/u</ID>
+<DisplayName>u</DisplayName></Initiator><Owner><ID>o</ID></Owner><StorageClass>STANDARD</StorageClass>
+<Initiated>2010-11-10T20:48:33.000Z</Initiated></Upload></ListMultipartUploadsResult>"#;
+        let (list, truncated, key, id) = parse_list_multipart_uploads(uploads.as_bytes()).unwrap();
+        let want = r#"[Upload { key: "my divisor", upload_id: "XMgbGlrZSBlbHZpbmcncyBub3Q" }]"#;
+        assert_eq!((format!("{list:?}").as_str(), truncated), (want, true));
+        assert_eq!((key, id), (some("my+movie.m2ts"), some("YW55IGlkZWE")));
+    }
+
+    #[test]
+    fn delete_result_and_round_trip() {
+        let doc = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Deleted><Key>sample1.txt</Key><DeleteMarker>true</DeleteMarker></Deleted>
+  <Error><Key>sample2.txt</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>
+</DeleteResult>"#;
+        let (deleted, failed) = parse_delete_result(doc.as_bytes()).unwrap();
+        assert_eq!(deleted, ["sample1.txt"]);
+        let want = r#"[DeleteFailure { key: "sample2.txt", code: "AccessDenied", message: "Access Denied" }]"#;
+        assert_eq!(format!("{failed:?}"), want);
+
+        let keys = "a&b|<x>|\"q\" 'a'|café/日本語 🦀| sp |tab\tnl\ncr\r\n|&amp;";
+        let keys: Vec<&str> = keys.split('|').collect();
+        let body = delete_objects_body(&keys, true).unwrap();
+        assert!(body.starts_with("<Delete><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object>"));
+        let mut x = Xml::new(body.as_bytes());
+        x.expect_root("Delete").unwrap();
+        let mut back = Vec::new();
+        let mut object = |x: &mut Xml, _: &str| x.fields(["Key"]).map(|[k]| back.extend(k));
+        x.children(&mut object).unwrap();
+        assert_eq!(back, keys);
+        let bell = delete_objects_body(&["ok", "bell\u{7}"], false).unwrap_err();
+        assert!(bell.0.contains("U+0007"), "{bell}");
+        assert!(delete_objects_body(&["nul\0"], true).is_err());
+        let none = delete_objects_body(&[], false).unwrap();
+        assert_eq!(none, "<Delete><Quiet>false</Quiet></Delete>");
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        let bad = |inner: &str| {
+            let doc = format!("<ListBucketResult><Contents>{inner}</Contents></ListBucketResult>");
+            let doc = doc.replace("LM", "<LastModified>t</LastModified>");
+            list(&doc).unwrap_err().0
+        };
+        assert!(bad("<Key>k</Key>LM<Size>x</Size>").contains("<Size> is not a number"));
+        assert!(bad("<Key>k</Key>LM<Size>-1</Size>").contains("<Size>"));
+        assert!(bad("LM<Size>1</Size>").contains("missing <Key> in <Contents>"));
+        assert!(bad("<Key>k</Key>LM").contains("missing <Size>"));
+        assert!(bad("<Key>k</Size>LM").contains("malformed"));
+        assert!(bad("<Key>k<b/></Key>LM<Size>1</Size>").contains("<b> inside <Key>"));
+        assert!(bad("<Key>&bogus;</Key>").contains("bad text inside <Key>"));
+        assert!(list("<ListBucketResult><IsTruncated>maybe</IsTruncated>").is_err());
+        let count = list("<ListBucketResult><KeyCount>7x</KeyCount></ListBucketResult>");
+        assert!(count.unwrap_err().0.contains("KeyCount"));
+        let other = list("<DeleteResult/>").unwrap_err();
+        assert!(other.0.contains("found <DeleteResult>"));
+        let truncated = list("<ListBucketResult><Contents><Key>ab").unwrap_err();
+        assert!(truncated.0.contains("truncated inside <Key>"));
+        for doc in ["", "garbage", "\0\u{1}<<>>", "<a></b>", "<ListBucketResult></Contents>"] {
+            assert!(list(doc).is_err(), "{doc:?}");
+        }
+        assert!(parse_list_objects_v2(b"<ListBucketResult><Prefix>\xff</Prefix>").is_err());
+        let url = |key: &str| {
+            let doc = "<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>@</Key>\
+                <LastModified>t</LastModified><Size>1</Size></Contents></ListBucketResult>";
+            list(&doc.replace('@', key))
+        };
+        assert_eq!(keys(&url("ok%21").unwrap()), ["ok!"]);
+        for key in ["%zz", "a%2", "%", "%+1", "%C3", "%FF%FE", "%C3%28"] {
+            assert!(url(key).is_err(), "{key:?}");
+        }
+        assert!(url("%C3").unwrap_err().0.contains("UTF-8"));
+        let bad_escape = url("%g0").unwrap_err().0;
+        assert!(bad_escape.contains("percent escape in <Key>"));
+    }
+
+    #[test]
+    fn never_panics() {
+        let parsers: [fn(&[u8]) -> bool; 6] = [
+            |b| parse_list_objects_v2(b).is_ok(),
+            |b| parse_error(b).is_ok(),
+            |b| parse_initiate_multipart(b).is_ok(),
+            |b| parse_complete_multipart(b).is_ok(),
+            |b| parse_delete_result(b).is_ok(),
+            |b| parse_list_multipart_uploads(b).is_ok(),
+        ];
+        // Every proper prefix of a real document is an error; other parsers just must not panic.
+        for cut in 0..LIST.trim_end().len() {
+            let prefix = &LIST.as_bytes()[..cut];
+            assert!(!parsers[0](prefix), "cut at {cut}");
+            parsers.iter().for_each(|p| _ = p(prefix));
+        }
+        let (mut seed, mut junk) = (0x2545_f491_4f6c_dd1d_u64, Vec::new());
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            junk.push(b"<>/&;#x\"'=aE! \n\xc3\xa9\xff"[(seed % 18) as usize]);
+        }
+        let deep = format!("<Error><Code>{}", "<a>".repeat(100_000));
+        for p in parsers {
+            p(&junk);
+            assert!(!p(deep.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn iso8601() {
+        let t = Some(1_255_369_830);
+        assert_eq!(parse_iso8601("2009-10-12T17:50:30.000Z"), t);
+        assert_eq!(parse_iso8601("2009-10-12T17:50:30Z"), t);
+        assert_eq!(parse_iso8601("2009-10-12T17:50:30.999+00:00"), t);
+        assert_eq!(parse_iso8601("2009-10-12T19:50:30+02:00"), t);
+        assert_eq!(parse_iso8601("2009-10-12T16:50:30-0100"), t);
+        assert_eq!(parse_iso8601("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_iso8601("1969-12-31T23:59:59.5Z"), Some(-1));
+        assert_eq!(parse_iso8601("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(parse_iso8601("2038-01-19T03:14:08Z"), Some(1 << 31));
+        let bad = "|2009-10-12|2009-10-12T17:50:30|2009-13-01T00:00:00Z|2001-02-29T00:00:00Z\
+            |2009-10-12T24:00:00Z|2009-10-12T17:50:30.Z|2009-10-12T17:50:30+0x:00|2009-10-12T17:5é:30Z\
+            |2009-10-12T17:50:30Zjunk|+2009-10-12T17:50:30Z|2009-10-12T17:50:30+01:0";
+        for s in bad.split('|') {
+            assert_eq!(parse_iso8601(s), None, "{s:?}");
+        }
+    }
+}

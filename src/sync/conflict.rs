@@ -1,0 +1,256 @@
+//! Conflicts: first the fix for S4's false conflicts (identical content on both sides is
+//! recorded as synced), then `--conflicts 1|2|ignore`, or S4's prompt on a terminal.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::exec::{Ctx, Job};
+use super::index::Entry;
+use super::plan::{self, Decision, Keep, Side};
+use super::state::Indexes;
+use super::{Names, Options, Report};
+use crate::log::format_utc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Ask on a terminal; skip without one.
+    Prompt,
+    Keep(Keep),
+    Ignore,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConflictItem {
+    pub job: Job,
+    pub local: Side,
+    pub remote: Side,
+    pub local_size: Option<u64>,
+    /// From the listing; some stores list no ETag (then HEAD tells).
+    pub etag: Option<String>,
+}
+
+/// Settle each conflict; returns the transfers the choices call for.
+pub async fn settle(
+    ctx: &Arc<Ctx>,
+    idx: &mut Indexes,
+    items: Vec<ConflictItem>,
+    opts: &Options,
+    names: &Names,
+    report: &mut Report,
+) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for item in items {
+        let key = item.job.key.clone();
+        if let Some(mtime) = identical(ctx, &item).await {
+            crate::debug!("{key} is identical on both sides: recorded as synced");
+            if !opts.dry_run {
+                record_synced(idx, &item, mtime);
+            }
+            continue;
+        }
+        let interactive = !opts.dry_run && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        let keep = match opts.conflicts {
+            Mode::Keep(k) => Some(k),
+            Mode::Ignore => None,
+            Mode::Prompt if interactive => tokio::task::block_in_place(|| prompt(ctx, &item, names)),
+            Mode::Prompt => None,
+        };
+        match keep.map(|k| plan::resolve(k, item.local, item.remote)) {
+            Some(Decision::Nothing) => {}
+            Some(decision) => jobs.push(Job { decision, ..item.job }),
+            None => {
+                crate::info!(
+                    "Conflict for \"{key}\" ({} locally, {} on S3): skipped",
+                    item.local.state.name(),
+                    item.remote.state.name()
+                );
+                report.conflicts_skipped += 1;
+                if opts.json {
+                    super::json_line(&item.job, "skipped", None, 0);
+                }
+            }
+        }
+    }
+    jobs
+}
+
+/// `Some(local mtime)` when both sides hold the same bytes (same size and same MD5 / multipart
+/// ETag): S4 called every such key a conflict on a first sync.
+async fn identical(ctx: &Arc<Ctx>, item: &ConflictItem) -> Option<f64> {
+    let (size, mtime) = (item.local_size?, item.job.local_mtime?);
+    item.job.remote_lm?;
+    if size != item.job.remote_size {
+        return None;
+    }
+    let etag = match &item.etag {
+        Some(e) => e.clone(),
+        None => ctx.client.head(&ctx.remote_key(&item.job.key)).await.ok()??.etag?,
+    };
+    let path = ctx.root.join(&item.job.key);
+    let preferred = ctx.transfer.part_size;
+    let same =
+        tokio::task::spawn_blocking(move || local_matches_etag(&path, size, &etag, preferred)).await.unwrap_or(false);
+    same.then_some(mtime)
+}
+
+/// Does the file's content produce this ETag? Plain ETags are the MD5; multipart ones
+/// ("md5-of-md5s-N") are checked against the part sizes uploaders commonly use.
+pub fn local_matches_etag(path: &Path, size: u64, etag: &str, preferred_part: u64) -> bool {
+    use md5::{Digest, Md5};
+    let etag = etag.trim_matches('"').to_ascii_lowercase();
+    let md5_of = |offset: u64, len: u64| -> Option<[u8; 16]> {
+        let mut f = std::fs::File::open(path).ok()?;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).ok()?;
+        let mut h = Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = f.read(&mut buf[..want]).ok()?;
+            if n == 0 {
+                return None;
+            }
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        Some(h.finalize().into())
+    };
+    match etag.split_once('-') {
+        None if etag.len() == 32 => md5_of(0, size).is_some_and(|d| hex::encode(d) == etag),
+        None => false,
+        Some((digest, count)) => {
+            let Ok(count) = count.parse::<u64>() else { return false };
+            let mib = crate::s3::multipart::MIB;
+            let ours = crate::s3::multipart::part_size(size, preferred_part).unwrap_or(0);
+            let mut candidates = vec![ours, 8 * mib, 5 * mib, 16 * mib, 64 * mib];
+            candidates.dedup();
+            candidates.into_iter().filter(|p| *p > 0 && size.div_ceil(*p) == count).any(|p| {
+                let mut all = Md5::new();
+                for (_, off, len) in crate::s3::multipart::parts(size, p) {
+                    match md5_of(off, len) {
+                        Some(d) => all.update(d),
+                        None => return false,
+                    }
+                }
+                hex::encode(all.finalize()) == digest
+            })
+        }
+    }
+}
+
+fn record_synced(idx: &mut Indexes, item: &ConflictItem, mtime: f64) {
+    let live = |e: Option<Entry>| e.filter(|e| !e.is_tombstone()).and_then(|e| e.remote_timestamp);
+    // Keep the stamp the other machines already agreed on, if there is one.
+    let stamp = live(item.job.ri).or(live(item.job.li)).unwrap_or(mtime.trunc());
+    let lm = item.job.remote_lm.map(|t| t as f64);
+    idx.set(
+        &item.job.key,
+        Entry { local_timestamp: Some(mtime), remote_timestamp: Some(stamp) },
+        Entry { local_timestamp: lm, remote_timestamp: Some(stamp) },
+    );
+}
+
+fn stamp_text(side: &Side) -> String {
+    side.stamp.map(format_utc).unwrap_or_else(|| "None".into())
+}
+
+/// S4's prompt, on stderr. `None`: skip.
+fn prompt(ctx: &Arc<Ctx>, item: &ConflictItem, names: &Names) -> Option<Keep> {
+    let key = &item.job.key;
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\nConflict for \"{key}\". Which version would you like to keep?\n   (1) {}{key} updated at {} ({})\n   (2) {}{key} updated at {} ({})\n   (d) View difference (requires the diff command)\n   (X) Skip this file\n\n",
+        names.local_uri,
+        stamp_text(&item.local),
+        item.local.state.name(),
+        names.remote_uri,
+        stamp_text(&item.remote),
+        item.remote.state.name(),
+    );
+    loop {
+        let _ = write!(err, "Choice (default=skip): ");
+        let _ = err.flush();
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let _ = writeln!(err);
+        match line.trim() {
+            "1" => return Some(Keep::Local),
+            "2" => return Some(Keep::Remote),
+            "d" => show_diff(ctx, key, names),
+            _ => return None,
+        }
+    }
+}
+
+/// `diff -u` of the two versions through the pager (S4: diff + less).
+fn show_diff(ctx: &Arc<Ctx>, key: &str, names: &Names) {
+    let tmp = std::env::temp_dir().join(format!("{}{}", crate::fsutil::TMP_PREFIX, std::process::id()));
+    let remote_key = ctx.remote_key(key);
+    let got = tokio::runtime::Handle::current().block_on(ctx.client.get_to_file(&remote_key, &tmp, None));
+    if let Err(e) = got {
+        crate::error!("Cannot show the difference: {e}");
+        return;
+    }
+    let local = ctx.root.join(key);
+    let diff = std::process::Command::new("diff")
+        .arg("-u")
+        .arg("--label")
+        .arg(format!("{}{key}", names.local_uri))
+        .arg(&local)
+        .arg("--label")
+        .arg(format!("{}{key}", names.remote_uri))
+        .arg(&tmp)
+        .output();
+    let _ = std::fs::remove_file(&tmp);
+    let out = match diff {
+        Ok(o) => o.stdout,
+        Err(_) => {
+            eprintln!("Missing required \"diff\" executable.\nInstall this using your distribution's package manager");
+            return;
+        }
+    };
+    let pager = std::env::var("PAGER").unwrap_or_else(|_| "less".into());
+    let spawned = std::process::Command::new("sh").arg("-c").arg(&pager).stdin(std::process::Stdio::piped()).spawn();
+    match spawned {
+        Ok(mut child) => {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(&out);
+            }
+            let _ = child.wait();
+        }
+        Err(_) => {
+            let _ = std::io::stderr().write_all(&out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_of_local_content() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"hello").unwrap();
+        // md5("hello")
+        assert!(local_matches_etag(&p, 5, "\"5d41402abc4b2a76b9719d911017c592\"", 8 << 20));
+        assert!(!local_matches_etag(&p, 5, "00000000000000000000000000000000", 8 << 20));
+        let big = d.path().join("big");
+        let data: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&big, &data).unwrap();
+        // Multipart ETag with 5 MiB parts: md5 of the concatenated part md5s, "-3".
+        use md5::{Digest, Md5};
+        let mut all = Md5::new();
+        for c in data.chunks(5 << 20) {
+            all.update(Md5::digest(c));
+        }
+        let etag = format!("{}-3", hex::encode(all.finalize()));
+        assert!(local_matches_etag(&big, data.len() as u64, &etag, 8 << 20));
+        assert!(!local_matches_etag(&big, data.len() as u64, "abc-3", 8 << 20));
+    }
+}

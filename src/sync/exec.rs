@@ -1,0 +1,183 @@
+//! Carrying out one decision: upload, download, delete. Each re-checks the local file just
+//! before acting, so a file changed during the sync is kept, never overwritten or deleted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::index::Entry;
+use super::plan::Decision;
+use super::scan::mtime_of;
+use crate::fsutil;
+use crate::progress::Progress;
+use crate::s3::{Client, PutOptions, Transfer};
+
+/// What every transfer task needs; shared by all of them.
+pub struct Ctx {
+    pub client: Client,
+    pub root: PathBuf,
+    pub prefix: String,
+    pub transfer: Transfer,
+    pub progress: Progress,
+    pub canonical_root: PathBuf,
+}
+
+/// One key's work, as planned: the decision plus what the plan saw of each side.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub key: String,
+    pub decision: Decision,
+    /// mtime the scan saw (None: no local file).
+    pub local_mtime: Option<f64>,
+    pub remote_size: u64,
+    /// LastModified from the listing, unix seconds.
+    pub remote_lm: Option<i64>,
+    pub li: Option<Entry>,
+    pub ri: Option<Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Done {
+    Uploaded { mtime: f64, bytes: u64 },
+    Downloaded { lm: Option<i64>, bytes: u64 },
+    DeletedLocal,
+    DeletedRemote,
+}
+
+pub struct Outcome {
+    pub job: Job,
+    pub result: Result<Done, String>,
+}
+
+impl Ctx {
+    pub fn remote_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    pub async fn run(self: Arc<Self>, job: Job) -> Outcome {
+        let result = match job.decision {
+            Decision::Upload { .. } => self.upload(&job.key).await,
+            Decision::Download { ts, .. } => self.download(&job, ts).await,
+            Decision::DeleteLocal { .. } => self.delete_local(&job),
+            Decision::DeleteRemote { .. } | Decision::Nothing | Decision::Conflict => {
+                Err("internal: not a single-key action".into())
+            }
+        };
+        Outcome { job, result }
+    }
+
+    async fn upload(&self, key: &str) -> Result<Done, String> {
+        let path = self.root.join(key);
+        let meta = std::fs::metadata(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        // The mtime before reading: if the file changes during the upload, the index holds
+        // an older stamp than the file, and the next sync uploads again.
+        let mtime = mtime_of(&meta);
+        let opts = PutOptions { content_type: Some(crate::content_type::detect(&path, key)), ..Default::default() };
+        self.client
+            .put_file(&self.remote_key(key), &path, meta.len(), &opts, &self.transfer)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.progress.add(1, meta.len());
+        Ok(Done::Uploaded { mtime, bytes: meta.len() })
+    }
+
+    /// The parent directory for `key`, created if needed, and proven to lie inside the root
+    /// (a symlinked directory must not lead a download outside the synced folder).
+    fn safe_parent(&self, key: &str) -> Result<PathBuf, String> {
+        let dest = self.root.join(key);
+        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        let real = std::fs::canonicalize(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        if !real.starts_with(&self.canonical_root) {
+            return Err(format!("{} leads outside {}; skipped", parent.display(), self.root.display()));
+        }
+        Ok(dest)
+    }
+
+    async fn download(&self, job: &Job, ts: i64) -> Result<Done, String> {
+        if !fsutil::is_safe_key(&job.key) {
+            return Err("not a safe relative path; skipped".into());
+        }
+        let dest = self.safe_parent(&job.key)?;
+        let tmp = fsutil::temp_path(&dest);
+        let result = self.download_to(job, ts, &dest, &tmp).await;
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    async fn download_to(&self, job: &Job, ts: i64, dest: &Path, tmp: &Path) -> Result<Done, String> {
+        let meta = self
+            .client
+            .download_to_file(&self.remote_key(&job.key), tmp, job.remote_size, &self.transfer)
+            .await
+            .map_err(|e| e.to_string())?;
+        let io = |e: std::io::Error| format!("writing {}: {e}", tmp.display());
+        let file = std::fs::OpenOptions::new().write(true).open(tmp).map_err(io)?;
+        // The version's source time, not "now" (S4 bug): syncing back is then a no-op.
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0) as u64);
+        file.set_modified(when).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        check_unchanged(dest, job.local_mtime)?;
+        std::fs::rename(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
+        self.progress.add(1, meta.size);
+        Ok(Done::Downloaded { lm: job.remote_lm.or(meta.last_modified), bytes: meta.size })
+    }
+
+    fn delete_local(&self, job: &Job) -> Result<Done, String> {
+        if !fsutil::is_safe_key(&job.key) {
+            return Err("not a safe relative path; skipped".into());
+        }
+        let path = self.root.join(&job.key);
+        check_unchanged(&path, job.local_mtime)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("deleting {}: {e}", path.display())),
+        }
+        self.progress.add(1, 0);
+        Ok(Done::DeletedLocal)
+    }
+
+    /// DeleteObjects for a batch of keys (≤ 1000 a request).
+    pub async fn delete_remote(self: Arc<Self>, jobs: Vec<Job>) -> Vec<Outcome> {
+        let keys: Vec<String> = jobs.iter().map(|j| self.remote_key(&j.key)).collect();
+        match self.client.delete_objects(&keys).await {
+            Ok(failed) => {
+                let failed: std::collections::HashMap<String, String> =
+                    failed.into_iter().map(|(k, e)| (k, e.to_string())).collect();
+                self.progress.add(jobs.len() as u64, 0);
+                jobs.into_iter()
+                    .map(|job| {
+                        let result = match failed.get(&self.remote_key(&job.key)) {
+                            Some(e) => Err(e.clone()),
+                            None => Ok(Done::DeletedRemote),
+                        };
+                        Outcome { job, result }
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                jobs.into_iter().map(|job| Outcome { job, result: Err(msg.clone()) }).collect()
+            }
+        }
+    }
+}
+
+/// Is the local file still as the plan saw it (`None`: absent)? If not, we keep it.
+fn check_unchanged(path: &Path, expected: Option<f64>) -> Result<(), String> {
+    let now = match std::fs::symlink_metadata(path) {
+        Ok(m) => Some(mtime_of(&m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    match (expected, now) {
+        (None, Some(_)) => Err(format!("{} appeared during the sync; kept it, will decide next run", path.display())),
+        (Some(a), Some(b)) if a != b => {
+            Err(format!("{} changed during the sync; kept it, will decide next run", path.display()))
+        }
+        _ => Ok(()),
+    }
+}

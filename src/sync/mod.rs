@@ -1,0 +1,493 @@
+//! `s4 sync` for one target: scan, list and both indexes merge-joined in key order into a
+//! plan, carried out by a bounded pool as it is produced, indexes committed in batches.
+
+pub mod conflict;
+pub mod exec;
+pub mod index;
+pub mod plan;
+pub mod scan;
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+
+use self::conflict::{ConflictItem, Mode};
+use self::exec::{Ctx, Done, Job, Outcome};
+use self::index::Entry;
+use self::plan::{Decision, Kind};
+use self::scan::{LocalFile, Scanner};
+use self::state::Indexes;
+use crate::ignore::IgnoreRules;
+use crate::log::Color;
+use crate::s3::{Client, Object, Transfer};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub conflicts: Mode,
+    pub dry_run: bool,
+    pub json: bool,
+    /// Transfers in flight at once.
+    pub jobs: usize,
+    pub follow_symlinks: bool,
+    pub transfer: Transfer,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub deleted_local: u64,
+    pub deleted_remote: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub conflicts_skipped: u64,
+    pub errors: u64,
+    pub planned: u64,
+}
+
+impl Report {
+    pub fn clean(&self) -> bool {
+        self.errors == 0 && self.conflicts_skipped == 0
+    }
+}
+
+/// How a sync of one target is named in messages.
+pub struct Names {
+    pub name: String,
+    pub local_uri: String,
+    pub remote_uri: String,
+}
+
+const COMMIT_EVERY: usize = 2000;
+const COMMIT_SECS: u64 = 60;
+
+/// Sync one target. `Err` means the target could not be synced at all (exit 2);
+/// per-file failures are counted in the report and never stop the rest.
+pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts: &Options) -> Result<Report, String> {
+    crate::info!("Syncing {} [{} <=> {}]", names.name, names.local_uri, names.remote_uri);
+    if !root.exists() && !opts.dry_run {
+        std::fs::create_dir_all(root).map_err(|e| format!("creating local folder {}: {e}", root.display()))?;
+    }
+    let _lock = if opts.dry_run { None } else { Some(lock(root)?) };
+    let rules = Arc::new(load_rules(client, prefix, root).await?);
+    let mut idx = Indexes::load(client, root, prefix).await?;
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        root: root.to_path_buf(),
+        prefix: prefix.to_string(),
+        transfer: opts.transfer,
+        progress: crate::progress::Progress::new(!opts.json),
+        canonical_root: std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
+    });
+    let mut run = Run {
+        ctx: ctx.clone(),
+        opts,
+        names,
+        report: Report::default(),
+        set: JoinSet::new(),
+        deletes: Vec::new(),
+        last_commit: Instant::now(),
+    };
+    let conflicts = run.main_pass(&mut idx, client, prefix, root, rules).await?;
+    let conflict_jobs = conflict::settle(&ctx, &mut idx, conflicts, opts, names, &mut run.report).await;
+    for job in conflict_jobs {
+        run.dispatch(job, &mut idx).await?;
+    }
+    run.flush_deletes();
+    run.drain(&mut idx).await?;
+    ctx.progress.finish();
+    if opts.dry_run {
+        return Ok(run.report);
+    }
+    if idx.uncommitted > 0 {
+        crate::info!("Flushing Index to Storage");
+        idx.commit(client, prefix).await?;
+    } else {
+        crate::info!("Nothing to update");
+    }
+    Ok(run.report)
+}
+
+/// `.s4lock` in the folder, held for the run: two s4 processes never sync one folder at once.
+fn lock(root: &Path) -> Result<std::fs::File, String> {
+    let path = root.join(".s4lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("creating lock {}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(format!("another s4 is syncing {} (lock {} is held)", root.display(), path.display()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("locking {}: {e}", path.display())),
+    }
+}
+
+/// The folder's `.syncignore`, or the remote copy when there is no local one yet (a new
+/// machine must not download what the others ignore).
+async fn load_rules(client: &Client, prefix: &str, root: &Path) -> Result<IgnoreRules, String> {
+    match std::fs::read(root.join(".syncignore")) {
+        Ok(b) => return Ok(IgnoreRules::parse(&String::from_utf8_lossy(&b))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("reading {}: {e}", root.join(".syncignore").display())),
+    }
+    match client.get_bytes(&format!("{prefix}.syncignore")).await {
+        Ok(Some((b, _))) => Ok(IgnoreRules::parse(&String::from_utf8_lossy(&b))),
+        Ok(None) => Ok(IgnoreRules::default()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+struct Run<'a> {
+    ctx: Arc<Ctx>,
+    opts: &'a Options,
+    names: &'a Names,
+    report: Report,
+    set: JoinSet<Vec<Outcome>>,
+    deletes: Vec<Job>,
+    last_commit: Instant,
+}
+
+/// The next key of either index after `after`.
+fn next_index_key(idx: &Indexes, after: Option<&str>) -> Option<String> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let bound = match after {
+        Some(a) => (Excluded(a), Unbounded),
+        None => (Unbounded, Unbounded),
+    };
+    let l = idx.local.range::<str, _>(bound).next().map(|(k, _)| k);
+    let r = idx.remote.range::<str, _>(bound).next().map(|(k, _)| k);
+    match (l, r) {
+        (Some(a), Some(b)) => Some(a.min(b).clone()),
+        (a, b) => a.or(b).cloned(),
+    }
+}
+
+fn lm_secs(o: &Object) -> Option<i64> {
+    crate::s3::xml::parse_iso8601(&o.last_modified)
+}
+
+impl Run<'_> {
+    async fn main_pass(
+        &mut self,
+        idx: &mut Indexes,
+        client: &Client,
+        prefix: &str,
+        root: &Path,
+        rules: Arc<IgnoreRules>,
+    ) -> Result<Vec<ConflictItem>, String> {
+        // The local walk runs on a blocking thread and streams into a bounded channel.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<LocalFile>(1024);
+        let (walk_root, walk_rules, follow) = (root.to_path_buf(), rules.clone(), self.opts.follow_symlinks);
+        let walker = tokio::task::spawn_blocking(move || {
+            for item in Scanner::new(&walk_root, walk_rules, follow) {
+                match item {
+                    Ok(f) => {
+                        if tx.blocking_send(f).is_err() {
+                            return;
+                        }
+                    }
+                    Err(n) => crate::warn!("{}", n.0),
+                }
+            }
+        });
+        let mut lister = client.list(prefix, None, None);
+        let mut local = rx.recv().await;
+        let mut remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
+        let mut cursor: Option<String> = None;
+        let mut ikey = next_index_key(idx, None);
+        let mut conflicts = Vec::new();
+        loop {
+            let key =
+                [local.as_ref().map(|f| f.key.as_str()), remote.as_ref().map(|(k, _)| k.as_str()), ikey.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(str::to_string);
+            let Some(key) = key else { break };
+            let lf = local.take_if(|f| f.key == key);
+            if lf.is_some() {
+                local = rx.recv().await;
+            }
+            let ro = match remote.take_if(|(k, _)| *k == key) {
+                Some((_, o)) => {
+                    remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
+                    Some(o)
+                }
+                None => None,
+            };
+            if ikey.as_deref() == Some(key.as_str()) {
+                ikey = next_index_key(idx, Some(&key));
+            }
+            let (li, ri) = (idx.local.get(&key).copied(), idx.remote.get(&key).copied());
+            if rules.is_ignored(&key, false) && li.is_none_or(|e| e.is_tombstone()) {
+                // Ignored and never synced from here: nothing to do (see `next_remote`).
+                cursor = Some(key);
+                continue;
+            }
+            self.plan_key(idx, &key, lf, ro, li, ri, &mut conflicts).await?;
+            cursor = Some(key);
+        }
+        let _ = cursor;
+        drop(rx);
+        let _ = walker.await;
+        Ok(conflicts)
+    }
+
+    /// Next remote object as (relative key, object). Keys matching .syncignore are skipped
+    /// unless this machine synced them before: then they stay visible so the sync deletes the
+    /// remote copy (S4's documented behaviour for newly ignored files; the local file stays).
+    async fn next_remote(
+        &self,
+        lister: &mut crate::s3::Lister,
+        prefix: &str,
+        rules: &IgnoreRules,
+        idx: &Indexes,
+    ) -> Result<Option<(String, Object)>, String> {
+        while let Some(o) = lister.next_object().await.map_err(|e| e.to_string())? {
+            let Some(rel) = o.key.strip_prefix(prefix) else { continue };
+            if rel.is_empty() || rel == ".index" || rel == ".s4lock" {
+                continue;
+            }
+            if !crate::fsutil::is_safe_key(rel) {
+                crate::warn!("Skipping {}: not a safe relative path for a local file", self.ctx.client.uri(&o.key));
+                continue;
+            }
+            if rules.is_ignored(rel, false) && idx.local.get(rel).is_none_or(|e| e.is_tombstone()) {
+                continue;
+            }
+            return Ok(Some((rel.to_string(), o)));
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_key(
+        &mut self,
+        idx: &mut Indexes,
+        key: &str,
+        lf: Option<LocalFile>,
+        ro: Option<Object>,
+        li: Option<Entry>,
+        ri: Option<Entry>,
+        conflicts: &mut Vec<ConflictItem>,
+    ) -> Result<(), String> {
+        let l = plan::side(
+            li.and_then(|e| e.local_timestamp),
+            lf.as_ref().map(|f| f.mtime),
+            li.and_then(|e| e.remote_timestamp),
+        );
+        let remote_lm = ro.as_ref().and_then(lm_secs);
+        let r = plan::side(
+            ri.and_then(|e| e.local_timestamp),
+            remote_lm.map(|t| t as f64),
+            ri.and_then(|e| e.remote_timestamp),
+        );
+        let decision = plan::decide(l, r);
+        crate::debug!("{key}: {:?} {:?} -> {decision:?}", l, r);
+        let job = Job {
+            key: key.to_string(),
+            decision,
+            local_mtime: lf.as_ref().map(|f| f.mtime),
+            remote_size: ro.as_ref().map_or(0, |o| o.size),
+            remote_lm,
+            li,
+            ri,
+        };
+        match decision {
+            Decision::Nothing => {
+                // Both sides agree the key is gone: drop our tombstone; the remote one stays,
+                // it is how machines that have not synced yet learn of the deletion.
+                if li.is_some_and(|e| e.is_tombstone()) && ri.is_none_or(|e| e.is_tombstone()) && !self.opts.dry_run {
+                    idx.drop_local(key);
+                }
+            }
+            Decision::Conflict => conflicts.push(ConflictItem {
+                job,
+                local: l,
+                remote: r,
+                local_size: lf.map(|f| f.size),
+                etag: ro.and_then(|o| o.etag),
+            }),
+            _ => self.dispatch(job, idx).await?,
+        }
+        Ok(())
+    }
+
+    /// Log the action as S4 does, then run it (or only log it in a dry run).
+    async fn dispatch(&mut self, job: Job, idx: &mut Indexes) -> Result<(), String> {
+        let n = self.names;
+        let (color, line) = match job.decision {
+            Decision::Upload { kind, .. } => {
+                (kind_color(kind), format!("{} {} ({} => {})", verb(kind), job.key, n.local_uri, n.remote_uri))
+            }
+            Decision::Download { kind, .. } => {
+                (kind_color(kind), format!("{} {} ({} => {})", verb(kind), job.key, n.remote_uri, n.local_uri))
+            }
+            Decision::DeleteRemote { .. } => (Color::Red, format!("Deleting {} on {}", job.key, n.remote_uri)),
+            Decision::DeleteLocal { .. } => (Color::Red, format!("Deleting {} on {}", job.key, n.local_uri)),
+            Decision::Nothing | Decision::Conflict => return Ok(()),
+        };
+        crate::log::emit(crate::log::Level::Info, Some(color), &line);
+        if self.opts.dry_run {
+            self.report.planned += 1;
+            if self.opts.json {
+                json_line(&job, "planned", None, 0);
+            }
+            return Ok(());
+        }
+        if matches!(job.decision, Decision::DeleteRemote { .. }) {
+            self.deletes.push(job);
+            if self.deletes.len() >= 1000 {
+                self.flush_deletes();
+            }
+        } else {
+            while self.set.len() >= self.opts.jobs.max(1) {
+                self.collect_one(idx).await?;
+            }
+            let ctx = self.ctx.clone();
+            self.set.spawn(async move { vec![ctx.run(job).await] });
+        }
+        // Apply whatever finished meanwhile, without waiting.
+        while let Some(done) = self.set.try_join_next() {
+            self.apply(done, idx);
+        }
+        self.maybe_commit(idx).await
+    }
+
+    fn flush_deletes(&mut self) {
+        if self.deletes.is_empty() {
+            return;
+        }
+        let jobs = std::mem::take(&mut self.deletes);
+        let ctx = self.ctx.clone();
+        self.set.spawn(ctx.delete_remote(jobs));
+    }
+
+    async fn collect_one(&mut self, idx: &mut Indexes) -> Result<(), String> {
+        if let Some(done) = self.set.join_next().await {
+            self.apply(done, idx);
+        }
+        Ok(())
+    }
+
+    async fn drain(&mut self, idx: &mut Indexes) -> Result<(), String> {
+        while !self.set.is_empty() {
+            self.collect_one(idx).await?;
+        }
+        Ok(())
+    }
+
+    async fn maybe_commit(&mut self, idx: &mut Indexes) -> Result<(), String> {
+        if idx.uncommitted >= COMMIT_EVERY
+            || (idx.uncommitted > 0 && self.last_commit.elapsed().as_secs() >= COMMIT_SECS)
+        {
+            idx.commit(&self.ctx.client, &self.ctx.prefix).await?;
+            self.last_commit = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, done: Result<Vec<Outcome>, tokio::task::JoinError>, idx: &mut Indexes) {
+        let outcomes = match done {
+            Ok(v) => v,
+            Err(e) => {
+                crate::error!("A transfer task failed: {e}");
+                self.report.errors += 1;
+                return;
+            }
+        };
+        for Outcome { job, result } in outcomes {
+            let key = job.key.as_str();
+            let stamp = |ts: i64| Some(ts as f64);
+            let bytes = match (&result, job.decision) {
+                (Ok(Done::Uploaded { mtime, bytes }), Decision::Upload { ts, .. }) => {
+                    idx.set_uploaded(
+                        key,
+                        Entry { local_timestamp: Some(*mtime), remote_timestamp: stamp(ts) },
+                        ts as f64,
+                    );
+                    self.report.uploaded += 1;
+                    self.report.bytes_up += bytes;
+                    *bytes
+                }
+                (Ok(Done::Downloaded { lm, bytes }), Decision::Download { ts, .. }) => {
+                    let local = Entry { local_timestamp: stamp(ts), remote_timestamp: stamp(ts) };
+                    idx.set(key, local, Entry { local_timestamp: lm.map(|t| t as f64), remote_timestamp: stamp(ts) });
+                    self.report.downloaded += 1;
+                    self.report.bytes_down += bytes;
+                    *bytes
+                }
+                (Ok(Done::DeletedRemote), Decision::DeleteRemote { ts }) => {
+                    let local =
+                        Entry { local_timestamp: None, remote_timestamp: job.li.and_then(|e| e.remote_timestamp) };
+                    idx.set(key, local, Entry { local_timestamp: None, remote_timestamp: stamp(ts) });
+                    self.report.deleted_remote += 1;
+                    0
+                }
+                (Ok(Done::DeletedLocal), Decision::DeleteLocal { ts }) => {
+                    let remote =
+                        Entry { local_timestamp: None, remote_timestamp: job.ri.and_then(|e| e.remote_timestamp) };
+                    idx.set(key, Entry { local_timestamp: None, remote_timestamp: stamp(ts) }, remote);
+                    self.report.deleted_local += 1;
+                    0
+                }
+                (Err(e), _) => {
+                    crate::error!("An error occurred while trying to update {key}: {e}");
+                    self.report.errors += 1;
+                    0
+                }
+                (Ok(_), _) => unreachable!("outcome does not match its decision"),
+            };
+            if self.opts.json {
+                match &result {
+                    Ok(_) => json_line(&job, "ok", None, bytes),
+                    Err(e) => json_line(&job, "error", Some(e), 0),
+                }
+            }
+        }
+    }
+}
+
+fn verb(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Create => "Creating",
+        Kind::Update => "Updating",
+    }
+}
+
+fn kind_color(kind: Kind) -> Color {
+    match kind {
+        Kind::Create => Color::Green,
+        Kind::Update => Color::Yellow,
+    }
+}
+
+/// One JSON object per action on stdout (`--json`).
+pub fn json_line(job: &Job, status: &str, error: Option<&str>, bytes: u64) {
+    let (action, kind) = match job.decision {
+        Decision::Upload { kind, .. } => ("upload", Some(kind)),
+        Decision::Download { kind, .. } => ("download", Some(kind)),
+        Decision::DeleteRemote { .. } => ("delete_remote", None),
+        Decision::DeleteLocal { .. } => ("delete_local", None),
+        Decision::Conflict => ("conflict", None),
+        Decision::Nothing => ("nothing", None),
+    };
+    let mut v = serde_json::json!({"key": job.key, "action": action, "status": status});
+    if let Some(k) = kind {
+        v["kind"] = serde_json::json!(if k == Kind::Create { "create" } else { "update" });
+    }
+    if bytes > 0 {
+        v["bytes"] = serde_json::json!(bytes);
+    }
+    if let Some(e) = error {
+        v["error"] = serde_json::json!(e);
+    }
+    println!("{v}");
+}

@@ -1,0 +1,227 @@
+//! The three-way decision (SPEC-S4 §2), pure: index timestamps and real timestamps in,
+//! an action out. S4's table with its holes fixed; every row is a table test below.
+
+/// A side's state since the last sync, as S4 derives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Deleted,
+    Updated,
+    NoChanges,
+    /// The real timestamp went backwards (R < I).
+    Conflict,
+    DoesNotExist,
+}
+
+impl State {
+    /// S4's spelling, shown in the conflict prompt.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Created => "CREATED",
+            State::Deleted => "DELETED",
+            State::Updated => "UPDATED",
+            State::NoChanges => "NOCHANGES",
+            State::Conflict => "CONFLICT",
+            State::DoesNotExist => "DOESNOTEXIST",
+        }
+    }
+}
+
+/// One side's view of a key: its state, its real timestamp (mtime / LastModified) and the
+/// agreed version stamp recorded in its index (`remote_timestamp`). All truncated to
+/// integers, as S4 compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Side {
+    pub state: State,
+    pub real: Option<i64>,
+    pub stamp: Option<i64>,
+}
+
+/// S4's `get_sync_state`. Existence is decided by `Option`, not by truthiness: S4 treated
+/// a timestamp of 0 as missing and crashed on it.
+pub fn side(index_local: Option<f64>, real: Option<f64>, stamp: Option<f64>) -> Side {
+    let t = |v: Option<f64>| v.map(|x| x as i64);
+    let (i, r, stamp) = (t(index_local), t(real), t(stamp));
+    let state = match (i, r) {
+        (None, Some(_)) => State::Created,
+        (Some(_), None) => State::Deleted,
+        (None, None) if stamp.is_some() => State::Deleted,
+        (None, None) => State::DoesNotExist,
+        (Some(i), Some(r)) if i < r => State::Updated,
+        (Some(i), Some(r)) if i > r => State::Conflict,
+        _ => State::NoChanges,
+    };
+    Side { state, real: r, stamp }
+}
+
+/// Create (the target lacks the key) or update (it has an older version): only the log line differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Create,
+    Update,
+}
+
+/// What to do with a key. `ts` is the version stamp both indexes record afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Nothing,
+    Upload { kind: Kind, ts: i64 },
+    Download { kind: Kind, ts: i64 },
+    DeleteRemote { ts: i64 },
+    DeleteLocal { ts: i64 },
+    Conflict,
+}
+
+/// The decision table of SPEC-S4 §2 (local side, remote side).
+pub fn decide(l: Side, r: Side) -> Decision {
+    use Decision as D;
+    use State::*;
+    let same = l.stamp == r.stamp;
+    let up = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Upload { kind, ts });
+    let down = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Download { kind, ts });
+    match (l.state, r.state) {
+        (NoChanges, NoChanges) => match (l.stamp, r.stamp) {
+            (a, b) if a == b => D::Nothing,
+            // How a second machine learns of a new version: the stamps differ.
+            (Some(a), Some(b)) if a > b => D::Upload { kind: Kind::Update, ts: a },
+            (Some(_), Some(b)) => D::Download { kind: Kind::Update, ts: b },
+            _ => D::Conflict,
+        },
+        (Created, DoesNotExist) => up(Kind::Create, l.real),
+        (DoesNotExist, Created) => down(Kind::Create, r.real),
+        (NoChanges, DoesNotExist) => up(Kind::Create, l.stamp),
+        (DoesNotExist, NoChanges) => down(Kind::Create, r.stamp),
+        (Updated, DoesNotExist) => up(Kind::Create, l.real),
+        // S4 bug: it tried to upload the missing local file here, failing on every run.
+        (DoesNotExist, Updated) => down(Kind::Create, r.real),
+        (Deleted | DoesNotExist, Deleted | DoesNotExist) => D::Nothing,
+        (Updated, NoChanges) if same => up(Kind::Update, l.real),
+        (NoChanges, Updated) if same => down(Kind::Update, r.real),
+        (Deleted, NoChanges) if same => l.stamp.map_or(D::Conflict, |ts| D::DeleteRemote { ts }),
+        (NoChanges, Deleted) if same => r.stamp.map_or(D::Conflict, |ts| D::DeleteLocal { ts }),
+        (Deleted, Created) if same => down(Kind::Create, r.real),
+        (Created, Deleted) if same => up(Kind::Create, l.real),
+        _ => D::Conflict,
+    }
+}
+
+/// Which side a conflict is settled for (`--conflicts 1|2` or the prompt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    Local,
+    Remote,
+}
+
+/// S4's `Resolution.get_resolution`: make the other side like the kept one. Fixed: a kept
+/// side in CONFLICT (mtime went backwards) is copied over too (S4 raised an error), and a
+/// kept side that does not exist deletes the other.
+pub fn resolve(keep: Keep, l: Side, r: Side) -> Decision {
+    let (kept, other) = match keep {
+        Keep::Local => (l, r),
+        Keep::Remote => (r, l),
+    };
+    let copy = |kind| match (keep, kept.real) {
+        (Keep::Local, Some(ts)) => Decision::Upload { kind, ts },
+        (Keep::Remote, Some(ts)) => Decision::Download { kind, ts },
+        (_, None) => Decision::Nothing,
+    };
+    let delete = |ts: i64| match keep {
+        Keep::Local => Decision::DeleteRemote { ts },
+        Keep::Remote => Decision::DeleteLocal { ts },
+    };
+    match kept.state {
+        State::Created => copy(Kind::Create),
+        State::Updated | State::NoChanges | State::Conflict => copy(Kind::Update),
+        State::Deleted | State::DoesNotExist if other.real.is_some() => delete(kept.stamp.or(other.stamp).unwrap_or(0)),
+        State::Deleted | State::DoesNotExist => Decision::Nothing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decision::{DeleteLocal, DeleteRemote, Download, Nothing, Upload};
+    use super::State::*;
+    use super::*;
+
+    #[test]
+    fn state_derivation_matches_s4() {
+        type Case = (Option<f64>, Option<f64>, Option<f64>, State);
+        let cases: &[Case] = &[
+            (None, Some(10.7), None, Created),
+            (Some(10.0), None, Some(3.0), Deleted),
+            (None, None, Some(3.0), Deleted),
+            (None, None, None, DoesNotExist),
+            (Some(10.0), Some(11.0), Some(3.0), Updated),
+            (Some(11.0), Some(10.0), Some(3.0), Conflict),
+            (Some(10.2), Some(10.9), Some(3.0), NoChanges),
+            // S4 crashed on a zero timestamp (falsy in Python).
+            (None, Some(0.0), None, Created),
+            (Some(0.0), Some(0.0), Some(0.0), NoChanges),
+        ];
+        for (i, r, s, want) in cases {
+            assert_eq!(side(*i, *r, *s).state, *want, "{i:?} {r:?} {s:?}");
+        }
+        assert_eq!(side(Some(11.0), Some(10.0), None).real, Some(10));
+    }
+
+    fn s(state: State, real: Option<i64>, stamp: Option<i64>) -> Side {
+        Side { state, real, stamp }
+    }
+
+    #[test]
+    fn every_row_of_the_decision_table() {
+        let (c, u) = (Kind::Create, Kind::Update);
+        #[rustfmt::skip]
+        let rows: &[(Side, Side, Decision)] = &[
+            (s(NoChanges, Some(5), Some(5)), s(NoChanges, Some(9), Some(5)), Nothing),
+            (s(NoChanges, Some(5), Some(7)), s(NoChanges, Some(9), Some(5)), Upload { kind: u, ts: 7 }),
+            (s(NoChanges, Some(5), Some(5)), s(NoChanges, Some(9), Some(7)), Download { kind: u, ts: 7 }),
+            (s(Created, Some(5), None), s(DoesNotExist, None, None), Upload { kind: c, ts: 5 }),
+            (s(DoesNotExist, None, None), s(Created, Some(9), None), Download { kind: c, ts: 9 }),
+            (s(NoChanges, Some(5), Some(4)), s(DoesNotExist, None, None), Upload { kind: c, ts: 4 }),
+            (s(DoesNotExist, None, None), s(NoChanges, Some(9), Some(4)), Download { kind: c, ts: 4 }),
+            (s(Updated, Some(6), Some(4)), s(DoesNotExist, None, None), Upload { kind: c, ts: 6 }),
+            (s(DoesNotExist, None, None), s(Updated, Some(9), Some(4)), Download { kind: c, ts: 9 }),
+            (s(Deleted, None, Some(4)), s(Deleted, None, Some(4)), Nothing),
+            (s(Deleted, None, Some(4)), s(DoesNotExist, None, None), Nothing),
+            (s(DoesNotExist, None, None), s(Deleted, None, Some(4)), Nothing),
+            (s(Updated, Some(6), Some(4)), s(NoChanges, Some(9), Some(4)), Upload { kind: u, ts: 6 }),
+            (s(NoChanges, Some(5), Some(4)), s(Updated, Some(9), Some(4)), Download { kind: u, ts: 9 }),
+            (s(Deleted, None, Some(4)), s(NoChanges, Some(9), Some(4)), DeleteRemote { ts: 4 }),
+            (s(NoChanges, Some(5), Some(4)), s(Deleted, None, Some(4)), DeleteLocal { ts: 4 }),
+            (s(Deleted, None, Some(4)), s(Created, Some(9), Some(4)), Download { kind: c, ts: 9 }),
+            (s(Created, Some(6), Some(4)), s(Deleted, None, Some(4)), Upload { kind: c, ts: 6 }),
+            // Guards that fail fall through to conflict.
+            (s(Updated, Some(6), Some(4)), s(NoChanges, Some(9), Some(3)), Decision::Conflict),
+            (s(Deleted, None, Some(4)), s(NoChanges, Some(9), Some(3)), Decision::Conflict),
+            (s(Updated, Some(6), Some(4)), s(Updated, Some(9), Some(4)), Decision::Conflict),
+            (s(Created, Some(6), None), s(Created, Some(9), None), Decision::Conflict),
+            (s(Created, Some(6), None), s(NoChanges, Some(9), Some(2)), Decision::Conflict),
+            (s(Conflict, Some(3), Some(4)), s(NoChanges, Some(9), Some(4)), Decision::Conflict),
+            (s(Deleted, None, Some(4)), s(Updated, Some(9), Some(4)), Decision::Conflict),
+        ];
+        for (l, r, want) in rows {
+            assert_eq!(decide(*l, *r), *want, "{l:?} {r:?}");
+        }
+    }
+
+    #[test]
+    fn conflicts_settled_each_way() {
+        let (c, u) = (Kind::Create, Kind::Update);
+        let l = s(Updated, Some(6), Some(4));
+        let r = s(Updated, Some(9), Some(4));
+        assert_eq!(resolve(Keep::Local, l, r), Upload { kind: u, ts: 6 });
+        assert_eq!(resolve(Keep::Remote, l, r), Download { kind: u, ts: 9 });
+        let l = s(Created, Some(6), None);
+        let r = s(Created, Some(9), None);
+        assert_eq!(resolve(Keep::Local, l, r), Upload { kind: c, ts: 6 });
+        assert_eq!(resolve(Keep::Remote, l, r), Download { kind: c, ts: 9 });
+        let l = s(Deleted, None, Some(4));
+        let r = s(Updated, Some(9), Some(4));
+        assert_eq!(resolve(Keep::Local, l, r), DeleteRemote { ts: 4 });
+        assert_eq!(resolve(Keep::Remote, l, r), Download { kind: u, ts: 9 });
+        // S4 raised ValueError for a kept side in CONFLICT.
+        let l = s(Conflict, Some(3), Some(4));
+        assert_eq!(resolve(Keep::Local, l, r), Upload { kind: u, ts: 3 });
+    }
+}

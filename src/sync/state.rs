@@ -1,0 +1,166 @@
+//! The two indexes during a run, and committing them: local atomically, remote with a
+//! conditional PUT that merges on 412 (SPEC-S4 §2: S4's remote "lock" did nothing).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use super::index::{self, Entry, Index};
+use crate::fsutil;
+use crate::s3::{Client, Payload, PutOptions};
+
+pub struct Indexes {
+    pub local: Index,
+    pub remote: Index,
+    pub local_path: PathBuf,
+    pub remote_key: String,
+    /// ETag of the remote index as read (or last written); `None` when it did not exist.
+    remote_etag: Option<String>,
+    remote_existed: bool,
+    /// Keys this run changed in the remote index: re-applied on top of a newer index on 412.
+    dirty: BTreeSet<String>,
+    /// Uploaded keys whose LastModified is not known yet (a PUT answer carries none).
+    pending: BTreeMap<String, ()>,
+    /// Changes since the last commit.
+    pub uncommitted: usize,
+    warned_unconditional: bool,
+}
+
+fn lm_of(obj: &crate::s3::Object) -> Option<f64> {
+    crate::s3::xml::parse_iso8601(&obj.last_modified).map(|s| s as f64)
+}
+
+impl Indexes {
+    pub async fn load(client: &Client, root: &std::path::Path, prefix: &str) -> Result<Indexes, String> {
+        let local_path = root.join(".index");
+        let local = match std::fs::read(&local_path) {
+            Ok(b) => index::decode(&b).map_err(|e| format!("local index {}: {e}", local_path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::new(),
+            Err(e) => return Err(format!("reading local index {}: {e}", local_path.display())),
+        };
+        let remote_key = format!("{prefix}.index");
+        let (remote, remote_etag, remote_existed) = match client.get_bytes(&remote_key).await {
+            Ok(Some((bytes, meta))) => {
+                let idx =
+                    index::decode(&bytes).map_err(|e| format!("remote index {}: {e}", client.uri(&remote_key)))?;
+                (idx, meta.etag, true)
+            }
+            Ok(None) => (Index::new(), None, false),
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(Indexes {
+            local,
+            remote,
+            local_path,
+            remote_key,
+            remote_etag,
+            remote_existed,
+            dirty: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            uncommitted: 0,
+            warned_unconditional: false,
+        })
+    }
+
+    pub fn set(&mut self, key: &str, local: Entry, remote: Entry) {
+        self.local.insert(key.to_string(), local);
+        self.remote.insert(key.to_string(), remote);
+        self.dirty.insert(key.to_string());
+        self.uncommitted += 1;
+    }
+
+    /// Record an upload; its LastModified is filled in by `commit` from one listing.
+    pub fn set_uploaded(&mut self, key: &str, local: Entry, stamp: f64) {
+        self.set(key, local, Entry { local_timestamp: None, remote_timestamp: Some(stamp) });
+        self.pending.insert(key.to_string(), ());
+    }
+
+    pub fn drop_local(&mut self, key: &str) {
+        if self.local.remove(key).is_some() {
+            self.uncommitted += 1;
+        }
+    }
+
+    /// Fill in LastModified of uploaded keys with one ListObjectsV2 pass over the uploaded
+    /// range (one request per 1,000 keys, instead of a HEAD per file).
+    async fn resolve_pending(&mut self, client: &Client, prefix: &str) -> Result<(), String> {
+        let (Some(first), Some(last)) = (self.pending.keys().next().cloned(), self.pending.keys().next_back().cloned())
+        else {
+            return Ok(());
+        };
+        // A strict prefix of the first key sorts before it: list from there.
+        let mut start = format!("{prefix}{first}");
+        start.pop();
+        let mut lister = client.list(prefix, None, Some(&start));
+        while let Some(obj) = lister.next_object().await.map_err(|e| e.to_string())? {
+            let Some(rel) = obj.key.strip_prefix(prefix) else { continue };
+            if rel > last.as_str() {
+                break;
+            }
+            if self.pending.remove(rel).is_some() {
+                if let Some(e) = self.remote.get_mut(rel) {
+                    e.local_timestamp = lm_of(&obj);
+                }
+            }
+        }
+        for key in std::mem::take(&mut self.pending).into_keys() {
+            // Gone already (deleted by someone else): leave no live entry pointing at nothing.
+            crate::warn!("{} was uploaded but is no longer listed", client.uri(&format!("{prefix}{key}")));
+        }
+        Ok(())
+    }
+
+    /// Write both indexes: the local one atomically, the remote one conditionally.
+    pub async fn commit(&mut self, client: &Client, prefix: &str) -> Result<(), String> {
+        self.resolve_pending(client, prefix).await?;
+        let bytes = index::encode(&self.local);
+        fsutil::write_atomic(&self.local_path, 0o644, |f| std::io::Write::write_all(f, &bytes))
+            .map_err(|e| format!("writing local index {}: {e}", self.local_path.display()))?;
+        for _ in 0..8 {
+            let opts = PutOptions {
+                content_type: Some("application/gzip".into()),
+                if_match: self.remote_etag.clone(),
+                if_none_match: !self.remote_existed,
+                ..Default::default()
+            };
+            let body = Bytes::from(index::encode(&self.remote));
+            match client.put(&self.remote_key, Payload::Bytes(body), &opts).await {
+                Ok(etag) => {
+                    if etag.is_none() && !self.warned_unconditional {
+                        self.warned_unconditional = true;
+                        crate::debug!("the store returned no ETag for the index: the next write is unconditional");
+                    }
+                    self.remote_etag = etag;
+                    self.remote_existed = true;
+                    self.uncommitted = 0;
+                    return Ok(());
+                }
+                Err(e) if e.is_precondition_failed() => {
+                    crate::info!("The remote index changed during this sync (another machine?); merging");
+                    self.merge_newer(client).await?;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(format!("{}: gave up after repeated concurrent updates", client.uri(&self.remote_key)))
+    }
+
+    /// Someone else wrote the remote index: take theirs and re-apply the keys we changed.
+    async fn merge_newer(&mut self, client: &Client) -> Result<(), String> {
+        let (fresh, etag, existed) = match client.get_bytes(&self.remote_key).await.map_err(|e| e.to_string())? {
+            Some((bytes, meta)) => (index::decode(&bytes).map_err(|e| format!("remote index: {e}"))?, meta.etag, true),
+            None => (Index::new(), None, false),
+        };
+        let mut merged = fresh;
+        for key in &self.dirty {
+            if let Some(e) = self.remote.get(key) {
+                merged.insert(key.clone(), *e);
+            }
+        }
+        self.remote = merged;
+        self.remote_etag = etag;
+        self.remote_existed = existed;
+        Ok(())
+    }
+}

@@ -1,0 +1,295 @@
+//! Test-store harness for the integration tests (`mod support;` in `vendor-tests/conformance.rs`).
+//!
+//! * [`store()`] gives the one S3 store of this test binary:
+//!   - if `S4_TEST_ENDPOINT` is set, the store those variables describe
+//!     (`S4_TEST_REGION` default `us-east-1`, `S4_TEST_ACCESS_KEY`, `S4_TEST_SECRET_KEY`,
+//!     `S4_TEST_BUCKET`, `S4_TEST_STORE` default `"env"`); the bucket must already exist
+//!     (`vendor-tests/garage.sh` and `vendor-tests/moto.sh` set all of them);
+//!   - otherwise an in-process s3s-fs 0.14.1 on `127.0.0.1:<free port>`, path-style, SigV4 checked
+//!     against [`S3S_FS_ACCESS_KEY`] / [`S3S_FS_SECRET_KEY`], bucket [`S3S_FS_BUCKET`], data in a temp dir.
+//!     It lives as long as the test process (its thread and runtime are never stopped; the OS
+//!     reclaims them at exit). Temp dirs left by earlier, finished test processes are removed on start.
+//! * [`unique_prefix()`] gives every test its own key prefix so tests can share the bucket in parallel.
+//! * [`s4_bin!()`] is the path of the built `s4` binary (a macro because `env!("CARGO_BIN_EXE_s4")`
+//!   only exists while compiling the test crate): `std::process::Command::new(support::s4_bin!())`.
+//! * [`aws_cli()`] runs the AWS CLI (`aws s3api ...`) against the store as an independent client;
+//!   it returns `None` (after printing a note) when `aws` is not installed, so the caller skips that check.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Access key of the in-process s3s-fs.
+pub const S3S_FS_ACCESS_KEY: &str = "s4testaccess";
+/// Secret key of the in-process s3s-fs.
+pub const S3S_FS_SECRET_KEY: &str = "s4testsecretkey0123456789";
+/// Bucket of the in-process s3s-fs.
+pub const S3S_FS_BUCKET: &str = "s4-test";
+/// Region the tests sign for with the in-process s3s-fs (s3s does not check it).
+pub const S3S_FS_REGION: &str = "us-east-1";
+
+/// The S3 store the tests of this binary run against.
+#[derive(Debug)]
+pub struct TestStore {
+    /// `"s3s-fs"` for the in-process store, else the value of `S4_TEST_STORE` (default `"env"`).
+    pub name: String,
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+    /// Keeps the in-process store's data directory (a static is never dropped: it lasts the process).
+    _root: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    /// True for the in-process s3s-fs (use it to skip checks of features s3s-fs lacks).
+    pub fn is_s3s_fs(&self) -> bool {
+        self.name == "s3s-fs"
+    }
+}
+
+static STORE: OnceLock<TestStore> = OnceLock::new();
+
+/// The store of this test binary, started on first use. Returns only once the store accepts
+/// TCP connections (for an `S4_TEST_ENDPOINT` store the script that started it waited for that).
+pub fn store() -> &'static TestStore {
+    STORE.get_or_init(|| match std::env::var("S4_TEST_ENDPOINT") {
+        Ok(endpoint) if !endpoint.trim().is_empty() => from_env(endpoint),
+        _ => start_s3s_fs(),
+    })
+}
+
+fn from_env(endpoint: String) -> TestStore {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("S4_TEST_ENDPOINT is set but {name} is not"));
+    let opt = |name: &str, default: &str| {
+        std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    };
+    TestStore {
+        name: opt("S4_TEST_STORE", "env"),
+        endpoint: endpoint.trim().trim_end_matches('/').to_string(),
+        region: opt("S4_TEST_REGION", "us-east-1"),
+        access_key: var("S4_TEST_ACCESS_KEY"),
+        secret_key: var("S4_TEST_SECRET_KEY"),
+        bucket: var("S4_TEST_BUCKET"),
+        _root: None,
+    }
+}
+
+const ROOT_PREFIX: &str = "s4-s3s-fs-";
+
+fn start_s3s_fs() -> TestStore {
+    remove_stale_roots();
+    let root = tempfile::Builder::new()
+        .prefix(&format!("{ROOT_PREFIX}{}-", std::process::id()))
+        .tempdir()
+        .expect("create temp dir for s3s-fs");
+    // s3s-fs buckets are directories directly under the root.
+    std::fs::create_dir(root.path().join(S3S_FS_BUCKET)).expect("create s3s-fs bucket directory");
+
+    // Bind before the server thread starts, so the port is known and connections queue at once.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0 for s3s-fs");
+    listener.set_nonblocking(true).expect("set_nonblocking");
+    let addr = listener.local_addr().expect("local_addr");
+
+    let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s_fs::FileSystem::new");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    std::thread::Builder::new()
+        .name("s3s-fs".into())
+        .spawn(move || serve_s3s_fs(fs, listener, ready_tx))
+        .expect("spawn s3s-fs thread");
+
+    match ready_rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("s3s-fs failed to start: {e}"),
+        Err(e) => panic!("s3s-fs did not start: {e}"),
+    }
+    wait_for_tcp(addr, Duration::from_secs(30));
+
+    TestStore {
+        name: "s3s-fs".into(),
+        endpoint: format!("http://{addr}"),
+        region: S3S_FS_REGION.into(),
+        access_key: S3S_FS_ACCESS_KEY.into(),
+        secret_key: S3S_FS_SECRET_KEY.into(),
+        bucket: S3S_FS_BUCKET.into(),
+        _root: Some(root),
+    }
+}
+
+fn serve_s3s_fs(
+    fs: s3s_fs::FileSystem,
+    listener: std::net::TcpListener,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("s3s-fs-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("tokio runtime: {e}")));
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(format!("tokio listener: {e}")));
+                return;
+            }
+        };
+        let service = {
+            let mut b = s3s::service::S3ServiceBuilder::new(fs);
+            b.set_auth(s3s::auth::SimpleAuth::from_single(S3S_FS_ACCESS_KEY, S3S_FS_SECRET_KEY));
+            b.build()
+        };
+        let _ = ready.send(Ok(()));
+        loop {
+            let socket = match listener.accept().await {
+                Ok((socket, _)) => socket,
+                Err(_) => {
+                    // e.g. EMFILE under load: back off briefly, keep serving.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let service = service.clone();
+            tokio::spawn(async move {
+                let io = hyper_util::rt::TokioIo::new(socket);
+                let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).await;
+            });
+        }
+    });
+}
+
+fn wait_for_tcp(addr: std::net::SocketAddr, limit: Duration) {
+    let t0 = Instant::now();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(_) => return,
+            Err(e) if t0.elapsed() > limit => {
+                panic!("s3s-fs at {addr} does not accept connections: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Removes `s4-s3s-fs-PID-*` temp dirs whose process is gone (Linux only: looks at /proc/PID).
+fn remove_stale_roots() {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(ROOT_PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A fresh key prefix for one test: `"t-{test_name}-{pid}-{nanos}/"`.
+/// `test_name` is cut to 48 bytes and anything but `[A-Za-z0-9_.-]` becomes `-` (keeps keys short:
+/// s3s-fs answers 500 for keys over ~180 bytes). `nanos` strictly increases within the process.
+pub fn unique_prefix(test_name: &str) -> String {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    let nanos = loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break next,
+            Err(p) => prev = p,
+        }
+    };
+    let name: String = test_name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' })
+        .take(48)
+        .collect();
+    format!("t-{name}-{}-{nanos}/", std::process::id())
+}
+
+/// Path of the built `s4` binary, for CLI tests: `Command::new(support::s4_bin!())`.
+/// A macro, because `CARGO_BIN_EXE_s4` is set only while cargo compiles an integration test.
+macro_rules! s4_bin {
+    () => {
+        ::std::path::PathBuf::from(env!("CARGO_BIN_EXE_s4"))
+    };
+}
+pub(crate) use s4_bin;
+
+/// Runs `aws --endpoint-url ENDPOINT s3api ARGS...` as an independent client of `store`.
+/// Credentials and region come from the store through the environment only (no profile, no config
+/// file, checksums only when required); output is JSON. Returns `None`, after printing a note,
+/// when the AWS CLI is not installed: the caller then skips that check.
+/// Example: `aws_cli(s, &["list-objects-v2", "--bucket", &s.bucket, "--encoding-type", "url"])`.
+pub fn aws_cli(store: &TestStore, args: &[&str]) -> Option<Output> {
+    let mut cmd = Command::new("aws");
+    cmd.arg("--endpoint-url")
+        .arg(&store.endpoint)
+        .args(["--output", "json", "--cli-connect-timeout", "10", "--cli-read-timeout", "60"])
+        .arg("s3api")
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_DEFAULT_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_SECURITY_TOKEN")
+        .env_remove("AWS_CA_BUNDLE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env("AWS_ACCESS_KEY_ID", &store.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &store.secret_key)
+        .env("AWS_DEFAULT_REGION", &store.region)
+        .env("AWS_REGION", &store.region)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+        .env("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required")
+        .env("AWS_PAGER", "");
+    match cmd.output() {
+        Ok(out) if out.status.code() == Some(127) && String::from_utf8_lossy(&out.stderr).contains("not found") => {
+            eprintln!("note: `aws` is not installed (pip install awscli); skipping the AWS CLI check");
+            None
+        }
+        Ok(out) => Some(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("note: `aws` is not installed (pip install awscli); skipping the AWS CLI check");
+            None
+        }
+        Err(e) => panic!("cannot run aws: {e}"),
+    }
+}
+
+/// [`aws_cli`] that panics (with the CLI's stderr) unless the command succeeds; returns its stdout.
+pub fn aws_cli_ok(store: &TestStore, args: &[&str]) -> Option<String> {
+    let out = aws_cli(store, args)?;
+    assert!(
+        out.status.success(),
+        "aws s3api {} failed ({}):\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
