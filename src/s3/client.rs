@@ -62,6 +62,10 @@ struct Inner {
     custom: Option<(String, String)>,
     region: Mutex<String>,
     jitter: Mutex<Jitter>,
+    /// Does the store really URL-encode listings? 0 unknown, 1 yes, 2 no (see `xml::url_evidence`).
+    url_encoding: std::sync::atomic::AtomicU8,
+    /// Requests sent (every attempt counts): tests check there is no retry storm, benches report it.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 /// One S3 request, described: every attempt is built, signed and sent anew from it.
@@ -149,6 +153,8 @@ impl Client {
                 scheme,
                 custom,
                 jitter: Mutex::new(Jitter::new(seed)),
+                url_encoding: std::sync::atomic::AtomicU8::new(0),
+                sent: std::sync::atomic::AtomicU64::new(0),
                 cfg,
             }),
         })
@@ -160,6 +166,39 @@ impl Client {
 
     pub fn region(&self) -> String {
         self.inner.region.lock().unwrap().clone()
+    }
+
+    /// What we learned about the store's listing encoding: `None` until known.
+    pub(crate) fn url_encoding(&self) -> Option<bool> {
+        match self.inner.url_encoding.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set_url_encoding(&self, encodes: bool) {
+        let v = if encodes { 1 } else { 2 };
+        self.inner.url_encoding.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests sent so far by this client and its clones, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A presigned GET URL for `key`, valid `expires_secs` from now.
+    pub fn presign_get(&self, key: &str, expires_secs: u64) -> String {
+        let region = self.region();
+        let (host, path) = self.address(Some(key), &region);
+        let c = &self.inner.cfg.credentials;
+        let creds = sigv4::Credentials {
+            access_key_id: &c.access_key_id,
+            secret_access_key: &c.secret_access_key,
+            session_token: c.session_token.as_deref(),
+        };
+        let query = sigv4::presign_query("GET", &host, &path, &[], &creds, &region, "s3", now_secs(), expires_secs);
+        format!("{}://{host}{path}?{query}", self.inner.scheme)
     }
 
     pub fn read_timeout(&self) -> Duration {
@@ -277,6 +316,7 @@ impl Client {
             .body(body)
             .map_err(|e| Failure::Plain(Error::new(req.op, &object, ErrorKind::Config(e.to_string()))))?;
         let timeout = i.cfg.read_timeout;
+        i.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let response = match tokio::time::timeout(timeout, i.http.request(request)).await {
             Err(_) => return Err(Failure::Plain(Error::new(req.op, &object, ErrorKind::Timeout))),
             Ok(Err(e)) => {

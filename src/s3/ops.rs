@@ -163,8 +163,42 @@ impl Client {
             e.object = self.uri(prefix);
             e
         })?;
-        xml::parse_list_objects_v2(&answer.body)
-            .map_err(|e| Error::new("ListObjectsV2", self.uri(prefix), ErrorKind::Xml(e.to_string())))
+        let xml_err = |e: xml::XmlError| Error::new("ListObjectsV2", self.uri(prefix), ErrorKind::Xml(e.to_string()));
+        let mut page = xml::parse_list_objects_v2_raw(&answer.body).map_err(xml_err)?;
+        if page.url_claimed && self.listing_is_encoded(&page).await? {
+            xml::url_decode_page(&mut page).map_err(xml_err)?;
+        }
+        Ok(page)
+    }
+
+    /// Some stores (s3s-fs) answer `<EncodingType>url</EncodingType>` and send keys unencoded;
+    /// decoding those would turn a '+' in a key into a space. Learn from the pages, and when a
+    /// page cannot tell and holds a '+', ask the store once with a prefix holding a space.
+    async fn listing_is_encoded(&self, page: &ListPage) -> Result<bool> {
+        if let Some(known) = self.url_encoding() {
+            return Ok(known);
+        }
+        if let Some(seen) = xml::url_evidence(page) {
+            self.set_url_encoding(seen);
+            return Ok(seen);
+        }
+        let has_plus =
+            page.objects.iter().any(|o| o.key.contains('+')) || page.common_prefixes.iter().any(|p| p.contains('+'));
+        if !has_plus {
+            return Ok(true); // decoding is the identity here
+        }
+        const PROBE: &str = "s4 url-encoding probe/";
+        let req = Request::new("ListObjectsV2", Method::GET, None)
+            .query("list-type", "2")
+            .query("encoding-type", "url")
+            .query("max-keys", "1")
+            .query("prefix", PROBE);
+        let answer = self.send_full(&req).await?;
+        let probe = xml::parse_list_objects_v2_raw(&answer.body)
+            .map_err(|e| Error::new("ListObjectsV2", self.uri(PROBE), ErrorKind::Xml(e.to_string())))?;
+        let encodes = probe.prefix.as_deref() != Some(PROBE);
+        self.set_url_encoding(encodes);
+        Ok(encodes)
     }
 
     pub fn list(&self, prefix: &str, delimiter: Option<&str>, start_after: Option<&str>) -> Lister {

@@ -41,6 +41,11 @@ pub struct ListPage {
     pub is_truncated: bool,
     pub next_continuation_token: Option<String>,
     pub key_count: Option<u64>,
+    /// The request's prefix as the store echoed it.
+    pub prefix: Option<String>,
+    /// The store said `<EncodingType>url</EncodingType>` (some, like s3s-fs, say so and
+    /// still send keys as they are: see [`url_evidence`]).
+    pub url_claimed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,6 +150,10 @@ impl<'a> Xml<'a> {
     fn expect_root(&mut self, want: &str) -> Result<(), XmlError> {
         let found = match self.root()? {
             Some(n) if n == want => return Ok(()),
+            // moto names the CompleteMultipartUpload answer `...Response`; same content.
+            Some(n) if want.strip_suffix("Result").is_some_and(|w| n.strip_suffix("Response") == Some(w)) => {
+                return Ok(())
+            }
             Some(n) if n == "Error" => {
                 let e = error_body(self)?;
                 format!("<Error> {}: {}", e.code, e.message)
@@ -271,10 +280,18 @@ fn url_decode(s: &str, field: &str) -> Result<String, XmlError> {
 /// then the bytes must be valid UTF-8 (else XmlError). Without that element nothing is decoded.
 /// (StartAfter and Delimiter only echo the request and are not returned, so they are skipped.)
 pub fn parse_list_objects_v2(xml: &[u8]) -> Result<ListPage, XmlError> {
+    let mut page = parse_list_objects_v2_raw(xml)?;
+    if page.url_claimed {
+        url_decode_page(&mut page)?;
+    }
+    Ok(page)
+}
+
+/// The page exactly as sent, nothing decoded.
+pub fn parse_list_objects_v2_raw(xml: &[u8]) -> Result<ListPage, XmlError> {
     let mut x = Xml::new(xml);
     x.expect_root("ListBucketResult")?;
     let mut page = ListPage::default();
-    let mut url = false;
     x.children(|x, name| {
         match name {
             "Contents" => page.objects.push(parse_object(x)?),
@@ -288,20 +305,52 @@ pub fn parse_list_objects_v2(xml: &[u8]) -> Result<ListPage, XmlError> {
             "IsTruncated" => page.is_truncated = parse_bool(&x.text()?, name)?,
             "NextContinuationToken" => page.next_continuation_token = non_empty(x.text()?),
             "KeyCount" => page.key_count = Some(parse_u64(&x.text()?, name)?),
-            "EncodingType" => url = is_url(&x.text()?),
+            "EncodingType" => page.url_claimed = is_url(&x.text()?),
+            "Prefix" => page.prefix = Some(x.text()?),
             _ => x.skip()?,
         }
         Ok(())
     })?;
-    if url {
-        for o in &mut page.objects {
-            o.key = url_decode(&o.key, "Key")?;
-        }
-        for p in &mut page.common_prefixes {
-            *p = url_decode(p, "Prefix")?;
+    Ok(page)
+}
+
+/// URL-decode the keys, common prefixes and echoed prefix of a raw page.
+pub fn url_decode_page(page: &mut ListPage) -> Result<(), XmlError> {
+    for o in &mut page.objects {
+        o.key = url_decode(&o.key, "Key")?;
+    }
+    for p in &mut page.common_prefixes {
+        *p = url_decode(p, "Prefix")?;
+    }
+    if let Some(p) = &mut page.prefix {
+        *p = url_decode(p, "Prefix")?;
+    }
+    Ok(())
+}
+
+/// Did the store really URL-encode this raw page? `Some(false)` when a key holds a character
+/// an encoder always escapes (or a '%' that starts no escape); `Some(true)` when a key holds a
+/// valid %XX escape; `None` when the page cannot tell (then decoding changes at most '+').
+pub fn url_evidence(page: &ListPage) -> Option<bool> {
+    let mut seen_escape = false;
+    let keys = page.objects.iter().map(|o| o.key.as_str()).chain(page.common_prefixes.iter().map(String::as_str));
+    for k in keys {
+        let b = k.as_bytes();
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/' => {}
+                b'%' => {
+                    let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
+                    if !(hex(i + 1) && hex(i + 2)) {
+                        return Some(false);
+                    }
+                    seen_escape = true;
+                }
+                _ => return Some(false),
+            }
         }
     }
-    Ok(page)
+    seen_escape.then_some(true)
 }
 
 fn parse_object(x: &mut Xml) -> Result<Object, XmlError> {
@@ -792,5 +841,22 @@ a=b&amp;c=d</CanonicalRequest><RequestId>R1</RequestId><HostId>H1</HostId></Erro
         for s in bad.split('|') {
             assert_eq!(parse_iso8601(s), None, "{s:?}");
         }
+    }
+
+    #[test]
+    fn evidence_of_real_url_encoding() {
+        let page = |keys: &[&str]| ListPage {
+            objects: keys
+                .iter()
+                .map(|k| Object { key: k.to_string(), size: 0, last_modified: String::new(), etag: None })
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(url_evidence(&page(&["a b"])), Some(false));
+        assert_eq!(url_evidence(&page(&["caf\u{e9}"])), Some(false));
+        assert_eq!(url_evidence(&page(&["100%"])), Some(false));
+        assert_eq!(url_evidence(&page(&["a%20b", "c+d"])), Some(true));
+        assert_eq!(url_evidence(&page(&["a+b"])), None);
+        assert_eq!(url_evidence(&page(&["plain/key.txt"])), None);
     }
 }
