@@ -635,7 +635,7 @@ mod tests {
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix/>
 <KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>"#;
         let page = list(empty).unwrap();
-        let want = ListPage { key_count: Some(0), ..Default::default() };
+        let want = ListPage { key_count: Some(0), prefix: Some(String::new()), ..Default::default() };
         assert_eq!(page, want);
 
         let dirs = r#"<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
