@@ -111,8 +111,18 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     Ok(run.report)
 }
 
+/// `.s4lock` held for the run; removed afterwards, as S4 does.
+struct Lock(std::fs::File, std::path::PathBuf);
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.1);
+        let _ = self.0.unlock();
+    }
+}
+
 /// `.s4lock` in the folder, held for the run: two s4 processes never sync one folder at once.
-fn lock(root: &Path) -> Result<std::fs::File, String> {
+fn lock(root: &Path) -> Result<Lock, String> {
     let path = root.join(".s4lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -121,7 +131,7 @@ fn lock(root: &Path) -> Result<std::fs::File, String> {
         .open(&path)
         .map_err(|e| format!("creating lock {}: {e}", path.display()))?;
     match f.try_lock() {
-        Ok(()) => Ok(f),
+        Ok(()) => Ok(Lock(f, path)),
         Err(std::fs::TryLockError::WouldBlock) => {
             Err(format!("another s4 is syncing {} (lock {} is held)", root.display(), path.display()))
         }

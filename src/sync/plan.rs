@@ -35,6 +35,8 @@ pub struct Side {
     pub state: State,
     pub real: Option<i64>,
     pub stamp: Option<i64>,
+    /// DELETED by a tombstone: a deletion both sides already agreed on, not a new one.
+    pub tombstone: bool,
 }
 
 /// S4's `get_sync_state`. Existence is decided by `Option`, not by truthiness: S4 treated
@@ -51,7 +53,7 @@ pub fn side(index_local: Option<f64>, real: Option<f64>, stamp: Option<f64>) -> 
         (Some(i), Some(r)) if i > r => State::Conflict,
         _ => State::NoChanges,
     };
-    Side { state, real: r, stamp }
+    Side { state, real: r, stamp, tombstone: i.is_none() && r.is_none() && stamp.is_some() }
 }
 
 /// Create (the target lacks the key) or update (it has an older version): only the log line differs.
@@ -79,6 +81,13 @@ pub fn decide(l: Side, r: Side) -> Decision {
     let same = l.stamp == r.stamp;
     let up = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Upload { kind, ts });
     let down = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Download { kind, ts });
+    // Fix: this machine's deletion was already carried out and agreed (a tombstone), and S3
+    // now holds a version with another stamp: someone re-created the file since. S4 called
+    // this a conflict; nothing local can be lost by taking the new version.
+    if l.tombstone && r.real.is_some() && l.stamp != r.stamp {
+        let ts = if r.state == NoChanges { r.stamp.or(r.real) } else { r.real };
+        return down(Kind::Create, ts);
+    }
     match (l.state, r.state) {
         (NoChanges, NoChanges) => match (l.stamp, r.stamp) {
             (a, b) if a == b => D::Nothing,
@@ -120,7 +129,13 @@ pub fn resolve(keep: Keep, l: Side, r: Side) -> Decision {
         Keep::Local => (l, r),
         Keep::Remote => (r, l),
     };
-    let copy = |kind| match (keep, kept.real) {
+    // A kept side without changes keeps the stamp the other machines already agreed on
+    // (S4 used the file's own timestamp, which made the next machine see a conflict).
+    let ts = match kept.state {
+        State::NoChanges => kept.stamp.or(kept.real),
+        _ => kept.real,
+    };
+    let copy = |kind| match (keep, ts) {
         (Keep::Local, Some(ts)) => Decision::Upload { kind, ts },
         (Keep::Remote, Some(ts)) => Decision::Download { kind, ts },
         (_, None) => Decision::Nothing,
@@ -165,7 +180,11 @@ mod tests {
     }
 
     fn s(state: State, real: Option<i64>, stamp: Option<i64>) -> Side {
-        Side { state, real, stamp }
+        Side { state, real, stamp, tombstone: false }
+    }
+
+    fn tomb(stamp: i64) -> Side {
+        Side { state: Deleted, real: None, stamp: Some(stamp), tombstone: true }
     }
 
     #[test]
@@ -199,6 +218,12 @@ mod tests {
             (s(Created, Some(6), None), s(NoChanges, Some(9), Some(2)), Decision::Conflict),
             (s(Conflict, Some(3), Some(4)), s(NoChanges, Some(9), Some(4)), Decision::Conflict),
             (s(Deleted, None, Some(4)), s(Updated, Some(9), Some(4)), Decision::Conflict),
+            // Deleted here and agreed (tombstone), then re-created elsewhere: take it.
+            (tomb(4), s(NoChanges, Some(9), Some(8)), Download { kind: c, ts: 8 }),
+            (tomb(4), s(Updated, Some(9), Some(8)), Download { kind: c, ts: 9 }),
+            (tomb(4), s(Created, Some(9), None), Download { kind: c, ts: 9 }),
+            (tomb(4), s(NoChanges, Some(9), Some(4)), DeleteRemote { ts: 4 }),
+            (tomb(4), s(Deleted, None, Some(4)), Nothing),
         ];
         for (l, r, want) in rows {
             assert_eq!(decide(*l, *r), *want, "{l:?} {r:?}");
@@ -220,6 +245,10 @@ mod tests {
         let r = s(Updated, Some(9), Some(4));
         assert_eq!(resolve(Keep::Local, l, r), DeleteRemote { ts: 4 });
         assert_eq!(resolve(Keep::Remote, l, r), Download { kind: u, ts: 9 });
+        // Keeping an unchanged side keeps its agreed stamp, not its mtime / LastModified.
+        let unchanged = s(NoChanges, Some(99), Some(20));
+        assert_eq!(resolve(Keep::Remote, s(Updated, Some(30), Some(10)), unchanged), Download { kind: u, ts: 20 });
+        assert_eq!(resolve(Keep::Local, unchanged, s(Updated, Some(30), Some(10))), Upload { kind: u, ts: 20 });
         // S4 raised ValueError for a kept side in CONFLICT.
         let l = s(Conflict, Some(3), Some(4));
         assert_eq!(resolve(Keep::Local, l, r), Upload { kind: u, ts: 3 });
