@@ -9,7 +9,7 @@ use super::exec::{Ctx, Job};
 use super::index::Entry;
 use super::plan::{self, Decision, Keep, Side};
 use super::state::Indexes;
-use super::{Names, Options, Report};
+use super::{Names, Options};
 use crate::log::format_utc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,74 +20,54 @@ pub enum Mode {
     Ignore,
 }
 
-#[derive(Debug, Clone)]
-pub struct ConflictItem {
-    pub job: Job,
-    pub local: Side,
-    pub remote: Side,
-    pub local_size: Option<u64>,
-    /// From the listing; some stores list no ETag (then HEAD tells).
-    pub etag: Option<String>,
+/// Settle one real conflict without a person: `--conflicts 1|2`, else skip. `None`: skipped.
+pub fn settle_by_flag(job: &Job, mode: Mode) -> Option<Job> {
+    match mode {
+        Mode::Keep(k) => match plan::resolve(k, job.local, job.remote) {
+            Decision::Nothing => None,
+            decision => Some(Job { decision, ..job.clone() }),
+        },
+        Mode::Ignore | Mode::Prompt => None,
+    }
 }
 
-/// Settle each conflict; returns the transfers the choices call for.
-pub async fn settle(
-    ctx: &Arc<Ctx>,
-    idx: &mut Indexes,
-    items: Vec<ConflictItem>,
-    opts: &Options,
-    names: &Names,
-    report: &mut Report,
-) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for item in items {
-        let key = item.job.key.clone();
-        if let Some(mtime) = identical(ctx, &item).await {
-            crate::debug!("{key} is identical on both sides: recorded as synced");
-            if !opts.dry_run {
-                record_synced(idx, &item, mtime);
-            }
+/// Will conflicts be asked about? Only on a terminal, without `--conflicts`, outside a dry run.
+pub fn interactive(opts: &Options) -> bool {
+    opts.conflicts == Mode::Prompt && !opts.dry_run && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Ask about each deferred conflict (after the main pass, so prompts do not interleave with
+/// transfers); returns the transfers the answers call for, or `None` for a skip.
+pub async fn ask_each(ctx: &Arc<Ctx>, idx: &mut Indexes, items: Vec<Job>, names: &Names) -> Vec<Result<Job, Job>> {
+    let mut out = Vec::new();
+    for job in items {
+        if let Some(mtime) = identical(ctx, &job).await {
+            record_synced(idx, &job, mtime);
             continue;
         }
-        let interactive = !opts.dry_run && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        let keep = match opts.conflicts {
-            Mode::Keep(k) => Some(k),
-            Mode::Ignore => None,
-            Mode::Prompt if interactive => tokio::task::block_in_place(|| prompt(ctx, &item, names)),
-            Mode::Prompt => None,
-        };
-        match keep.map(|k| plan::resolve(k, item.local, item.remote)) {
+        let keep = tokio::task::block_in_place(|| prompt(ctx, &job, names));
+        match keep.map(|k| plan::resolve(k, job.local, job.remote)) {
             Some(Decision::Nothing) => {}
-            Some(decision) => jobs.push(Job { decision, ..item.job }),
-            None => {
-                crate::info!(
-                    "Conflict for \"{key}\" ({} locally, {} on S3): skipped",
-                    item.local.state.name(),
-                    item.remote.state.name()
-                );
-                report.conflicts_skipped += 1;
-                if opts.json {
-                    super::json_line(&item.job, "skipped", None, 0);
-                }
-            }
+            Some(decision) => out.push(Ok(Job { decision, ..job })),
+            None => out.push(Err(job)),
         }
     }
-    jobs
+    out
 }
 
 /// `Some(local mtime)` when both sides hold the same bytes (same size and same MD5 / multipart
 /// ETag): S4 called every such key a conflict on a first sync.
-async fn identical(ctx: &Arc<Ctx>, item: &ConflictItem) -> Option<f64> {
-    let (size, mtime) = (item.local_size?, item.job.local_mtime?);
-    item.job.remote_lm?;
-    if size != item.job.remote_size {
+pub async fn identical(ctx: &Ctx, item: &Job) -> Option<f64> {
+    let (size, mtime) = (item.local_size?, item.local_mtime?);
+    item.remote_lm?;
+    if size != item.remote_size {
         return None;
     }
     let etag = match &item.etag {
         Some(e) => e.clone(),
-        None => ctx.client.head(&ctx.remote_key(&item.job.key)).await.ok()??.etag?,
+        None => ctx.client.head(&ctx.remote_key(&item.key)).await.ok()??.etag?,
     };
-    let path = ctx.root.join(&item.job.key);
+    let path = ctx.root.join(&item.key);
     let preferred = ctx.transfer.part_size;
     let same =
         tokio::task::spawn_blocking(move || local_matches_etag(&path, size, &etag, preferred)).await.unwrap_or(false);
@@ -139,13 +119,13 @@ pub fn local_matches_etag(path: &Path, size: u64, etag: &str, preferred_part: u6
     }
 }
 
-fn record_synced(idx: &mut Indexes, item: &ConflictItem, mtime: f64) {
+pub fn record_synced(idx: &mut Indexes, item: &Job, mtime: f64) {
     let live = |e: Option<Entry>| e.filter(|e| !e.is_tombstone()).and_then(|e| e.remote_timestamp);
     // Keep the stamp the other machines already agreed on, if there is one.
-    let stamp = live(item.job.ri).or(live(item.job.li)).unwrap_or(mtime.trunc());
-    let lm = item.job.remote_lm.map(|t| t as f64);
+    let stamp = live(item.ri).or(live(item.li)).unwrap_or(mtime.trunc());
+    let lm = item.remote_lm.map(|t| t as f64);
     idx.set(
-        &item.job.key,
+        &item.key,
         Entry { local_timestamp: Some(mtime), remote_timestamp: Some(stamp) },
         Entry { local_timestamp: lm, remote_timestamp: Some(stamp) },
     );
@@ -156,8 +136,8 @@ fn stamp_text(side: &Side) -> String {
 }
 
 /// S4's prompt, on stderr. `None`: skip.
-fn prompt(ctx: &Arc<Ctx>, item: &ConflictItem, names: &Names) -> Option<Keep> {
-    let key = &item.job.key;
+fn prompt(ctx: &Arc<Ctx>, item: &Job, names: &Names) -> Option<Keep> {
+    let key = &item.key;
     let mut err = std::io::stderr();
     let _ = write!(
         err,

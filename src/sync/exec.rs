@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::index::Entry;
-use super::plan::Decision;
+use super::plan::{Decision, Side};
 use super::scan::mtime_of;
 use crate::fsutil;
 use crate::progress::Progress;
@@ -33,14 +33,32 @@ pub struct Job {
     pub remote_lm: Option<i64>,
     pub li: Option<Entry>,
     pub ri: Option<Entry>,
+    /// What the plan derived for each side (the conflict prompt shows it; resolutions use it).
+    pub local: Side,
+    pub remote: Side,
+    pub local_size: Option<u64>,
+    /// From the listing; some stores list no ETag (then HEAD tells).
+    pub etag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Done {
-    Uploaded { mtime: f64, bytes: u64 },
-    Downloaded { lm: Option<i64>, bytes: u64 },
+    Uploaded {
+        mtime: f64,
+        bytes: u64,
+    },
+    Downloaded {
+        lm: Option<i64>,
+        bytes: u64,
+    },
     DeletedLocal,
     DeletedRemote,
+    /// A conflict whose two sides hold the same bytes (local mtime attached).
+    Identical {
+        mtime: f64,
+    },
+    /// A real conflict: the sides differ.
+    Differs,
 }
 
 pub struct Outcome {
@@ -58,9 +76,11 @@ impl Ctx {
             Decision::Upload { .. } => self.upload(&job.key).await,
             Decision::Download { ts, .. } => self.download(&job, ts).await,
             Decision::DeleteLocal { .. } => self.delete_local(&job),
-            Decision::DeleteRemote { .. } | Decision::Nothing | Decision::Conflict => {
-                Err("internal: not a single-key action".into())
-            }
+            Decision::Conflict => Ok(match super::conflict::identical(&self, &job).await {
+                Some(mtime) => Done::Identical { mtime },
+                None => Done::Differs,
+            }),
+            Decision::DeleteRemote { .. } | Decision::Nothing => Err("internal: not a single-key action".into()),
         };
         Outcome { job, result }
     }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use tokio::task::JoinSet;
 
-use self::conflict::{ConflictItem, Mode};
+use self::conflict::Mode;
 use self::exec::{Ctx, Done, Job, Outcome};
 use self::index::Entry;
 use self::plan::{Decision, Kind};
@@ -89,14 +89,17 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         report: Report::default(),
         set: JoinSet::new(),
         deletes: Vec::new(),
+        followups: Vec::new(),
         last_commit: Instant::now(),
     };
-    let conflicts = run.main_pass(&mut idx, client, prefix, root, rules).await?;
-    let conflict_jobs = conflict::settle(&ctx, &mut idx, conflicts, opts, names, &mut run.report).await;
-    for job in conflict_jobs {
-        run.dispatch(job, &mut idx).await?;
+    let deferred = run.main_pass(&mut idx, client, prefix, root, rules).await?;
+    run.drain(&mut idx).await?;
+    for answer in conflict::ask_each(&ctx, &mut idx, deferred, names).await {
+        match answer {
+            Ok(job) => run.dispatch(job, &mut idx).await?,
+            Err(job) => run.skip_conflict(&job),
+        }
     }
-    run.flush_deletes();
     run.drain(&mut idx).await?;
     ctx.progress.finish();
     if opts.dry_run {
@@ -161,6 +164,8 @@ struct Run<'a> {
     report: Report,
     set: JoinSet<Vec<Outcome>>,
     deletes: Vec<Job>,
+    /// Transfers that finished conflict checks call for, dispatched from the main loop.
+    followups: Vec<Job>,
     last_commit: Instant,
 }
 
@@ -191,7 +196,7 @@ impl Run<'_> {
         prefix: &str,
         root: &Path,
         rules: Arc<IgnoreRules>,
-    ) -> Result<Vec<ConflictItem>, String> {
+    ) -> Result<Vec<Job>, String> {
         // The local walk runs on a blocking thread and streams into a bounded channel.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<LocalFile>(1024);
         let (walk_root, walk_rules, follow) = (root.to_path_buf(), rules.clone(), self.opts.follow_symlinks);
@@ -212,7 +217,7 @@ impl Run<'_> {
         let mut remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
         let mut cursor: Option<String> = None;
         let mut ikey = next_index_key(idx, None);
-        let mut conflicts = Vec::new();
+        let mut deferred = Vec::new();
         loop {
             let key =
                 [local.as_ref().map(|f| f.key.as_str()), remote.as_ref().map(|(k, _)| k.as_str()), ikey.as_deref()]
@@ -241,13 +246,16 @@ impl Run<'_> {
                 cursor = Some(key);
                 continue;
             }
-            self.plan_key(idx, &key, lf, ro, li, ri, &mut conflicts).await?;
+            self.plan_key(idx, &key, lf, ro, li, ri, &mut deferred).await?;
+            while let Some(job) = self.followups.pop() {
+                self.dispatch(job, idx).await?;
+            }
             cursor = Some(key);
         }
         let _ = cursor;
         drop(rx);
         let _ = walker.await;
-        Ok(conflicts)
+        Ok(deferred)
     }
 
     /// Next remote object as (relative key, object). Keys matching .syncignore are skipped
@@ -286,7 +294,7 @@ impl Run<'_> {
         ro: Option<Object>,
         li: Option<Entry>,
         ri: Option<Entry>,
-        conflicts: &mut Vec<ConflictItem>,
+        deferred: &mut Vec<Job>,
     ) -> Result<(), String> {
         let l = plan::side(
             li.and_then(|e| e.local_timestamp),
@@ -309,6 +317,10 @@ impl Run<'_> {
             remote_lm,
             li,
             ri,
+            local: l,
+            remote: r,
+            local_size: lf.as_ref().map(|f| f.size),
+            etag: ro.and_then(|o| o.etag),
         };
         match decision {
             Decision::Nothing => {
@@ -318,13 +330,8 @@ impl Run<'_> {
                     idx.drop_local(key);
                 }
             }
-            Decision::Conflict => conflicts.push(ConflictItem {
-                job,
-                local: l,
-                remote: r,
-                local_size: lf.map(|f| f.size),
-                etag: ro.and_then(|o| o.etag),
-            }),
+            // A person answers after the main pass; otherwise the pool checks it now.
+            Decision::Conflict if conflict::interactive(self.opts) => deferred.push(job),
             _ => self.dispatch(job, idx).await?,
         }
         Ok(())
@@ -342,10 +349,14 @@ impl Run<'_> {
             }
             Decision::DeleteRemote { .. } => (Color::Red, format!("Deleting {} on {}", job.key, n.remote_uri)),
             Decision::DeleteLocal { .. } => (Color::Red, format!("Deleting {} on {}", job.key, n.local_uri)),
-            Decision::Nothing | Decision::Conflict => return Ok(()),
+            Decision::Conflict => (Color::Red, String::new()),
+            Decision::Nothing => return Ok(()),
         };
-        crate::log::emit(crate::log::Level::Info, Some(color), &line);
-        if self.opts.dry_run {
+        let check = job.decision == Decision::Conflict;
+        if !check {
+            crate::log::emit(crate::log::Level::Info, Some(color), &line);
+        }
+        if self.opts.dry_run && !check {
             self.report.planned += 1;
             if self.opts.json {
                 json_line(&job, "planned", None, 0);
@@ -387,11 +398,31 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Wait for everything in flight, including what finished conflict checks call for.
     async fn drain(&mut self, idx: &mut Indexes) -> Result<(), String> {
-        while !self.set.is_empty() {
+        loop {
+            while let Some(job) = self.followups.pop() {
+                self.dispatch(job, idx).await?;
+            }
+            self.flush_deletes();
+            if self.set.is_empty() {
+                return Ok(());
+            }
             self.collect_one(idx).await?;
         }
-        Ok(())
+    }
+
+    fn skip_conflict(&mut self, job: &Job) {
+        crate::info!(
+            "Conflict for \"{}\" ({} locally, {} on S3): skipped",
+            job.key,
+            job.local.state.name(),
+            job.remote.state.name()
+        );
+        self.report.conflicts_skipped += 1;
+        if self.opts.json {
+            json_line(job, "skipped", None, 0);
+        }
     }
 
     async fn maybe_commit(&mut self, idx: &mut Indexes) -> Result<(), String> {
@@ -447,6 +478,20 @@ impl Run<'_> {
                     idx.set(key, Entry { local_timestamp: None, remote_timestamp: stamp(ts) }, remote);
                     self.report.deleted_local += 1;
                     0
+                }
+                (Ok(Done::Identical { mtime }), Decision::Conflict) => {
+                    crate::debug!("{key} is identical on both sides: recorded as synced");
+                    if !self.opts.dry_run {
+                        conflict::record_synced(idx, &job, *mtime);
+                    }
+                    continue;
+                }
+                (Ok(Done::Differs), Decision::Conflict) => {
+                    match conflict::settle_by_flag(&job, self.opts.conflicts) {
+                        Some(next) => self.followups.push(next),
+                        None => self.skip_conflict(&job),
+                    }
+                    continue;
                 }
                 (Err(e), _) => {
                     crate::error!("An error occurred while trying to update {key}: {e}");

@@ -134,6 +134,9 @@ impl Indexes {
                     self.remote_etag = etag;
                     self.remote_existed = true;
                     self.uncommitted = 0;
+                    // Committed: a later 412 only needs the changes made after this point,
+                    // so memory stays bounded by the commit batch, not by the tree.
+                    self.dirty.clear();
                     return Ok(());
                 }
                 Err(e) if e.is_precondition_failed() => {

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Usage: benches/garage-bench.sh CMD [ARGS...]
+#
+# vendor-tests/garage.sh tuned for benchmarks (DESIGN.md, "Real stores on this machine"):
+# db_engine "lmdb" (faster than sqlite; refuses keys near 1,000 bytes, which no bench uses)
+# and compression_level "none" (Garage zstd-compresses every block by default, which would
+# bill the store's CPU, on the same two cores, to whoever uploads). The store lives in
+# $S4_BENCH_STORE_DIR if set (e.g. /dev/shm to take the disk out), else in $TMPDIR or /tmp.
+#
+# CMD sees S4_TEST_ENDPOINT, S4_TEST_REGION, S4_TEST_ACCESS_KEY, S4_TEST_SECRET_KEY,
+# S4_TEST_BUCKET (exists, key has read/write/owner), S4_TEST_STORE=garage, and for the
+# harness's cost columns S4_BENCH_METRICS_URL (Garage's Prometheus metrics: requests per
+# S3 operation) and S4_BENCH_STORE_PID (the garage process, for its CPU time).
+# Installs Garage with `cargo install garage --version 2.5.0 --locked` if it is missing (~9 min).
+# Garage stops when this script exits (and in any case after S4_STORE_MAX_SECONDS, default 3600).
+# Quiet on success; prints its log on failure. Exit code: CMD's.
+set -euo pipefail
+
+GARAGE_VERSION=2.5.0
+REGION=${S4_GARAGE_REGION:-garage}        # Garage rejects signatures for any other region
+ACCESS_KEY=GK5a4e5f0e2b1c3d4e5f6a7b8c    # Garage key IDs: "GK" + 24 hex digits
+SECRET_KEY=5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b  # 64 hex digits
+BUCKET=s4-test
+MAX_SECONDS=${S4_STORE_MAX_SECONDS:-3600}
+
+if [ "$#" -eq 0 ]; then
+    echo "usage: $0 CMD [ARGS...]" >&2
+    exit 2
+fi
+
+tmp=$(mktemp -d "${S4_BENCH_STORE_DIR:-${TMPDIR:-/tmp}}/s4-garage-bench.XXXXXX")
+log="$tmp/setup.log"
+server_pid=""
+
+# shellcheck disable=SC2317  # called through the EXIT trap
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+    echo "garage-bench.sh: $*" >&2
+    echo "---- $log" >&2
+    cat "$log" >&2 || true
+    echo "---- $tmp/garage.log (last 100 lines)" >&2
+    tail -n 100 "$tmp/garage.log" >&2 2>/dev/null || true
+    exit 1
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    else
+        local p
+        while :; do
+            p=$((20000 + RANDOM % 40000))
+            (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+        done
+    fi
+}
+
+# HTTP status of GET http://127.0.0.1:PORT/PATH, or 000 (bash only, no curl needed).
+http_status() {
+    local port=$1 path=$2 line
+    line=$( (exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
+        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$path" "$port" >&3
+        timeout 5 head -n 1 <&3) 2>/dev/null) || { echo 000; return; }
+    line=${line#HTTP/* }
+    echo "${line:0:3}"
+}
+
+# ---- find or install garage
+find_garage() {
+    local g
+    for g in "$(command -v garage 2>/dev/null || true)" "$HOME/.cargo/bin/garage"; do
+        if [ -n "$g" ] && [ -x "$g" ] && "$g" --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
+            echo "$g"
+            return 0
+        fi
+    done
+    return 1
+}
+
+GARAGE=$(find_garage) || GARAGE=""
+if [ -z "$GARAGE" ]; then
+    # One install at a time on this machine; also wait for one started by hand elsewhere.
+    while pgrep -f "cargo install garage" >/dev/null 2>&1; do
+        echo "garage-bench.sh: waiting for a running 'cargo install garage'..." >&2
+        sleep 20
+    done
+    GARAGE=$(find_garage) || GARAGE=""
+    if [ -z "$GARAGE" ]; then
+        echo "garage-bench.sh: installing garage $GARAGE_VERSION (cargo install, ~9 min)..." >&2
+        (
+            command -v flock >/dev/null 2>&1 && exec 9>"${TMPDIR:-/tmp}/s4-garage-install.lock" && flock 9
+            find_garage >/dev/null || cargo install garage --version "$GARAGE_VERSION" --locked
+        ) >"$log" 2>&1 || fail "cargo install garage $GARAGE_VERSION failed"
+        GARAGE=$(find_garage) || fail "garage $GARAGE_VERSION not found after install"
+    fi
+fi
+
+# ---- config and start
+rpc_port=$(free_port)
+s3_port=$(free_port)
+admin_port=$(free_port)
+while [ "$s3_port" = "$rpc_port" ]; do s3_port=$(free_port); done
+while [ "$admin_port" = "$rpc_port" ] || [ "$admin_port" = "$s3_port" ]; do admin_port=$(free_port); done
+rpc_secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
+admin_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+
+cat >"$tmp/garage.toml" <<EOF
+metadata_dir = "$tmp/meta"
+data_dir = "$tmp/data"
+db_engine = "lmdb"
+compression_level = "none"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$rpc_port"
+rpc_public_addr = "127.0.0.1:$rpc_port"
+rpc_secret = "$rpc_secret"
+
+[s3_api]
+s3_region = "$REGION"
+api_bind_addr = "127.0.0.1:$s3_port"
+root_domain = ".s3.garage.localhost"
+
+[admin]
+api_bind_addr = "127.0.0.1:$admin_port"
+admin_token = "$admin_token"
+EOF
+
+garage() { "$GARAGE" -c "$tmp/garage.toml" "$@"; }
+
+RUST_LOG=${S4_GARAGE_LOG:-warn} timeout "$MAX_SECONDS" "$GARAGE" -c "$tmp/garage.toml" server \
+    >"$tmp/garage.log" 2>&1 &
+server_pid=$!
+
+# Wait for the RPC side: `garage status` answers once the node serves RPC (`garage node id`
+# alone is not enough: it reads the node key file, which exists before RPC listens).
+node_id=""
+for _ in $(seq 300); do
+    kill -0 "$server_pid" 2>/dev/null || fail "garage server exited during start"
+    if garage status >>"$log" 2>&1; then
+        node_id=$(garage node id -q 2>>"$log") || node_id=""
+        [ -n "$node_id" ] && break
+    fi
+    sleep 0.1
+done
+[ -n "$node_id" ] || fail "garage did not start in 30 s"
+node_id=${node_id%%@*}
+
+ok=0
+for _ in $(seq 20); do
+    if garage layout assign -z dc1 -c 1GB "$node_id" >>"$log" 2>&1 \
+        && garage layout apply --version 1 >>"$log" 2>&1; then
+        ok=1
+        break
+    fi
+    sleep 0.5
+done
+[ "$ok" = 1 ] || fail "layout failed"
+
+# Healthy once the layout is live (admin API /health answers 200).
+for _ in $(seq 300); do
+    [ "$(http_status "$admin_port" /health)" = 200 ] && break
+    sleep 0.1
+done
+[ "$(http_status "$admin_port" /health)" = 200 ] || fail "garage not healthy after 30 s"
+
+{
+    garage key import --yes -n s4-test "$ACCESS_KEY" "$SECRET_KEY"
+    garage key allow --create-bucket "$ACCESS_KEY"
+    garage bucket create "$BUCKET"
+    garage bucket allow --read --write --owner "$BUCKET" --key "$ACCESS_KEY"
+} >>"$log" 2>&1 || fail "key/bucket setup failed"
+
+# The S3 endpoint answers (403 to an anonymous request) once it serves.
+for _ in $(seq 100); do
+    case "$(http_status "$s3_port" "/$BUCKET/")" in 000) sleep 0.1 ;; *) break ;; esac
+done
+[ "$(http_status "$s3_port" "/$BUCKET/")" != 000 ] || fail "S3 API on 127.0.0.1:$s3_port does not answer"
+
+export S4_TEST_ENDPOINT="http://127.0.0.1:$s3_port"
+export S4_TEST_REGION="$REGION"
+export S4_TEST_ACCESS_KEY="$ACCESS_KEY"
+export S4_TEST_SECRET_KEY="$SECRET_KEY"
+export S4_TEST_BUCKET="$BUCKET"
+export S4_TEST_STORE=garage
+export S4_BENCH_METRICS_URL="http://127.0.0.1:$admin_port/metrics"
+# server_pid is `timeout`; the store is its child.
+store_pid=$(pgrep -P "$server_pid" -x garage 2>/dev/null | head -n 1 || true)
+export S4_BENCH_STORE_PID="${store_pid:-$server_pid}"
+
+set +e
+"$@"
+rc=$?
+set -e
+if [ "$rc" -ne 0 ]; then
+    echo "garage-bench.sh: '$*' exited $rc; garage log (last 50 lines):" >&2
+    tail -n 50 "$tmp/garage.log" >&2 || true
+fi
+exit "$rc"
