@@ -54,12 +54,23 @@ fn absolute(folder: &str) -> Result<String, Fatal> {
         _ => folder.to_string(),
     };
     let p = std::path::Path::new(&expanded);
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
+    let base = if p.is_absolute() {
+        std::path::PathBuf::new()
     } else {
-        std::env::current_dir().map_err(|e| format!("current folder: {e}"))?.join(p)
+        std::env::current_dir().map_err(|e| format!("current folder: {e}"))?
     };
-    Ok(abs.to_string_lossy().trim_end_matches('/').to_string().chars().collect::<String>().replace("/./", "/"))
+    // Lexical clean-up ("a/./b/../c" → "a/c"), as S4's os.path.abspath does.
+    let mut abs = base;
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                abs.pop();
+            }
+            other => abs.push(other),
+        }
+    }
+    Ok(abs.to_string_lossy().into_owned())
 }
 
 fn none_if_blank(s: String) -> Option<String> {
