@@ -93,14 +93,21 @@ pub fn emit(level: Level, color: Option<Color>, msg: &str) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
+/// Format only when the level is on: debug lines sit on per-key hot paths.
+pub fn log(level: Level, args: std::fmt::Arguments<'_>) {
+    if enabled(level) {
+        emit(level, None, &args.to_string());
+    }
+}
+
 #[macro_export]
-macro_rules! info { ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Info, None, &format!($($t)*)) } }
+macro_rules! info { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Info, format_args!($($t)*)) } }
 #[macro_export]
-macro_rules! warn { ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Warning, None, &format!($($t)*)) } }
+macro_rules! warn { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Warning, format_args!($($t)*)) } }
 #[macro_export]
-macro_rules! error { ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Error, None, &format!($($t)*)) } }
+macro_rules! error { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Error, format_args!($($t)*)) } }
 #[macro_export]
-macro_rules! debug { ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Debug, None, &format!($($t)*)) } }
+macro_rules! debug { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Debug, format_args!($($t)*)) } }
 
 #[cfg(test)]
 mod tests {

@@ -309,6 +309,14 @@ impl Run<'_> {
         );
         let decision = plan::decide(l, r);
         crate::debug!("{key}: {:?} {:?} -> {decision:?}", l, r);
+        if decision == Decision::Nothing {
+            // Both sides agree the key is gone: drop our tombstone; the remote one stays,
+            // it is how machines that have not synced yet learn of the deletion.
+            if li.is_some_and(|e| e.is_tombstone()) && ri.is_none_or(|e| e.is_tombstone()) && !self.opts.dry_run {
+                idx.drop_local(key);
+            }
+            return Ok(());
+        }
         let job = Job {
             key: key.to_string(),
             decision,
@@ -323,13 +331,6 @@ impl Run<'_> {
             etag: ro.and_then(|o| o.etag),
         };
         match decision {
-            Decision::Nothing => {
-                // Both sides agree the key is gone: drop our tombstone; the remote one stays,
-                // it is how machines that have not synced yet learn of the deletion.
-                if li.is_some_and(|e| e.is_tombstone()) && ri.is_none_or(|e| e.is_tombstone()) && !self.opts.dry_run {
-                    idx.drop_local(key);
-                }
-            }
             // A person answers after the main pass; otherwise the pool checks it now.
             Decision::Conflict if conflict::interactive(self.opts) => deferred.push(job),
             _ => self.dispatch(job, idx).await?,
@@ -426,9 +427,9 @@ impl Run<'_> {
     }
 
     async fn maybe_commit(&mut self, idx: &mut Indexes) -> Result<(), String> {
-        if idx.uncommitted >= COMMIT_EVERY
-            || (idx.uncommitted > 0 && self.last_commit.elapsed().as_secs() >= COMMIT_SECS)
-        {
+        // Each commit rewrites both whole indexes: batch more as the index grows.
+        let batch = COMMIT_EVERY.max(idx.local.len() / 20);
+        if idx.uncommitted >= batch || (idx.uncommitted > 0 && self.last_commit.elapsed().as_secs() >= COMMIT_SECS) {
             idx.commit(&self.ctx.client, &self.ctx.prefix).await?;
             self.last_commit = Instant::now();
         }
