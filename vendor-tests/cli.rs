@@ -480,3 +480,43 @@ fn s4_0_4_4_and_s4_interoperate_on_one_folder_and_bucket() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.actions().iter().all(|(a, _)| a != "upload"), "no re-transfers: {:?}", r.actions());
 }
+
+/// Wait (generously) for a condition the daemon should bring about.
+fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the daemon never did: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn daemon_syncs_local_changes_and_polls_remote_ones() {
+    let e = Env::new("daemon");
+    e.add("a");
+    write(&e.folder("a").join("before.txt"), "b", -100);
+    /// Stops the daemon even when an assertion fails first.
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Daemon(
+        Command::new(support::s4_bin!())
+            .args(["--no-colors", "daemon", "a", "--poll", "1", "--read-delay", "200"])
+            .env("S4_CONFIG", e.conf())
+            .env("HOME", e.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let keys = |e: &Env| e.remote_keys();
+    eventually("upload the file present at start", || keys(&e).contains(&"before.txt".to_string()));
+    write(&e.folder("a").join("new/dir/later.txt"), "l", 0);
+    eventually("upload a file made in a new directory", || keys(&e).contains(&"new/dir/later.txt".to_string()));
+    e.put_remote("from-elsewhere.txt", "remote");
+    eventually("download a remote change", || e.folder("a").join("from-elsewhere.txt").exists());
+}
