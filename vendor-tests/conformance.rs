@@ -291,3 +291,27 @@ fn object_written_by_aws_cli_reads_back_and_presigned_url_works() {
     assert!(fetched.status.success(), "{}", String::from_utf8_lossy(&fetched.stderr));
     assert_eq!(String::from_utf8_lossy(&fetched.stdout), "written by the aws cli");
 }
+
+/// A store that checks the region (Garage answers 400 AuthorizationHeaderMalformed naming its
+/// own) is followed once, and the client keeps the right region afterwards.
+#[test]
+fn wrong_region_answer_is_followed_once() {
+    let s = store();
+    let creds = Credentials {
+        access_key_id: s.access_key.clone(),
+        secret_access_key: s.secret_key.clone(),
+        session_token: None,
+    };
+    let wrong = if s.region == "eu-west-3" { "ap-south-1" } else { "eu-west-3" };
+    let c = Client::new(s3::Config::new(Some(s.endpoint.clone()), wrong.into(), creds), &s.bucket).unwrap();
+    let p = unique_prefix("region");
+    rt().block_on(async {
+        c.put(&format!("{p}k"), Payload::Bytes("x".into()), &PutOptions::default()).await.unwrap();
+        let before = c.requests_sent();
+        assert_eq!(c.get_bytes(&format!("{p}k")).await.unwrap().unwrap().0, "x".as_bytes());
+        assert_eq!(c.requests_sent() - before, 1, "the region is learnt once, not per request");
+    });
+    if s.name == "garage" {
+        assert_eq!(c.region(), s.region);
+    }
+}
