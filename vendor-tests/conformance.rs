@@ -315,3 +315,38 @@ fn wrong_region_answer_is_followed_once() {
         assert_eq!(c.region(), s.region);
     }
 }
+
+fn client_at(endpoint: String, attempts: u32) -> Client {
+    let creds = Credentials { access_key_id: "AK".into(), secret_access_key: "SK".into(), session_token: None };
+    let mut cfg = s3::Config::new(Some(endpoint), "us-east-1".into(), creds);
+    cfg.retry.max_attempts = attempts;
+    cfg.retry.base = std::time::Duration::from_millis(10);
+    cfg.read_timeout = std::time::Duration::from_millis(300);
+    Client::new(cfg, "b").unwrap()
+}
+
+/// Failures that a later attempt can fix are retried, a bounded number of times, and the
+/// final error says what failed where.
+#[test]
+fn refused_connections_and_silent_servers_are_retried_then_reported() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let c = client_at(format!("http://127.0.0.1:{port}"), 3);
+    let err = rt().block_on(c.head("k")).unwrap_err();
+    assert!(matches!(err.kind, s3::ErrorKind::Transport(_)), "{err}");
+    assert!(err.to_string().starts_with("HeadObject s3://b/k: connection failed"), "{err}");
+    assert_eq!(c.requests_sent(), 3);
+    // A server that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept() {
+            held.push(s);
+        }
+    });
+    let c = client_at(format!("http://{addr}"), 2);
+    let err = rt().block_on(c.get_bytes("k")).unwrap_err();
+    assert_eq!(err.kind, s3::ErrorKind::Timeout, "{err}");
+    assert_eq!(c.requests_sent(), 2);
+}
