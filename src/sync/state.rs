@@ -24,7 +24,8 @@ pub struct Indexes {
     pending: BTreeMap<String, ()>,
     /// Changes since the last commit.
     pub uncommitted: usize,
-    warned_unconditional: bool,
+    /// Does the store honour If-Match / If-None-Match on PUT? Learnt at the first commit.
+    conditional: Option<bool>,
 }
 
 fn lm_of(obj: &crate::s3::Object) -> Option<f64> {
@@ -59,7 +60,7 @@ impl Indexes {
             dirty: BTreeSet::new(),
             pending: BTreeMap::new(),
             uncommitted: 0,
-            warned_unconditional: false,
+            conditional: None,
         })
     }
 
@@ -111,32 +112,66 @@ impl Indexes {
         Ok(())
     }
 
-    /// Write both indexes: the local one atomically, the remote one conditionally.
+    /// Write both indexes: the remote one conditionally, then the local one atomically. In
+    /// that order: if the network fails in between, the local index still describes the old
+    /// agreement and the next run re-checks the keys (identical content is then recorded, not
+    /// transferred), instead of a local index that claims an agreement S3 never saw.
     pub async fn commit(&mut self, client: &Client, prefix: &str) -> Result<(), String> {
         self.resolve_pending(client, prefix).await?;
+        self.commit_remote(client).await?;
+        self.uncommitted = 0;
+        // Committed: a later 412 only needs the changes made after this point, so memory
+        // stays bounded by the commit batch, not by the tree.
+        self.dirty.clear();
         let bytes = index::encode(&self.local);
         fsutil::write_atomic(&self.local_path, 0o644, |f| std::io::Write::write_all(f, &bytes))
-            .map_err(|e| format!("writing local index {}: {e}", self.local_path.display()))?;
-        for _ in 0..8 {
-            let opts = PutOptions {
-                content_type: Some("application/gzip".into()),
-                if_match: self.remote_etag.clone(),
-                if_none_match: !self.remote_existed,
-                ..Default::default()
-            };
-            let body = Bytes::from(index::encode(&self.remote));
-            match client.put(&self.remote_key, Payload::Bytes(body), &opts).await {
+            .map_err(|e| format!("writing local index {}: {e}", self.local_path.display()))
+    }
+
+    async fn put_remote(
+        &self,
+        client: &Client,
+        if_match: Option<String>,
+        if_none_match: bool,
+    ) -> crate::s3::Result<Option<String>> {
+        let opts =
+            PutOptions { content_type: Some("application/gzip".into()), if_match, if_none_match, ..Default::default() };
+        let body = Bytes::from(index::encode(&self.remote));
+        client.put(&self.remote_key, Payload::Bytes(body), &opts).await
+    }
+
+    async fn commit_remote(&mut self, client: &Client) -> Result<(), String> {
+        if self.conditional.is_none() && self.remote_existed {
+            // Does the store honour conditional writes? `If-None-Match: *` on an index that
+            // exists must fail. Merge first, so that if the store ignores the condition, what
+            // it writes is already our changes on top of its newest index.
+            self.merge_newer(client).await?;
+            match self.put_remote(client, None, true).await {
                 Ok(etag) => {
-                    if etag.is_none() && !self.warned_unconditional {
-                        self.warned_unconditional = true;
-                        crate::debug!("the store returned no ETag for the index: the next write is unconditional");
-                    }
+                    crate::warn!(
+                        "{} ignores conditional writes (If-None-Match): syncs from several machines at the same \
+                         moment could overwrite each other's index changes; s4 re-reads and merges the index \
+                         just before each write to keep that window small",
+                        client.uri(&self.remote_key)
+                    );
+                    self.conditional = Some(false);
+                    self.remote_etag = etag;
+                    return Ok(());
+                }
+                Err(e) if e.is_precondition_failed() => self.conditional = Some(true),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if self.conditional == Some(false) {
+            self.merge_newer(client).await?;
+            self.remote_etag = self.put_remote(client, None, false).await.map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        for _ in 0..8 {
+            match self.put_remote(client, self.remote_etag.clone(), !self.remote_existed).await {
+                Ok(etag) => {
                     self.remote_etag = etag;
                     self.remote_existed = true;
-                    self.uncommitted = 0;
-                    // Committed: a later 412 only needs the changes made after this point,
-                    // so memory stays bounded by the commit batch, not by the tree.
-                    self.dirty.clear();
                     return Ok(());
                 }
                 Err(e) if e.is_precondition_failed() => {
@@ -157,8 +192,23 @@ impl Indexes {
         };
         let mut merged = fresh;
         for key in &self.dirty {
-            if let Some(e) = self.remote.get(key) {
-                merged.insert(key.clone(), *e);
+            let Some(ours) = self.remote.get(key) else { continue };
+            match merged.get(key) {
+                // The same object version (same LastModified) stamped differently: another
+                // machine uploaded it while we downloaded it. Its uploader's stamp wins, and our
+                // local record adopts it, or both machines would transfer it again next time.
+                Some(theirs)
+                    if theirs.local_timestamp.is_some()
+                        && theirs.local_timestamp == ours.local_timestamp
+                        && theirs.remote_timestamp != ours.remote_timestamp =>
+                {
+                    if let Some(l) = self.local.get_mut(key).filter(|l| !l.is_tombstone()) {
+                        l.remote_timestamp = theirs.remote_timestamp;
+                    }
+                }
+                _ => {
+                    merged.insert(key.clone(), *ours);
+                }
             }
         }
         self.remote = merged;
