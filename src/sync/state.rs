@@ -20,6 +20,9 @@ pub struct Indexes {
     remote_existed: bool,
     /// Keys this run changed in the remote index: re-applied on top of a newer index on 412.
     dirty: BTreeSet<String>,
+    /// The remote entry of each dirty key as it was before we changed it (`None`: absent),
+    /// to tell on a merge whether another machine changed the key meanwhile.
+    base: BTreeMap<String, Option<Entry>>,
     /// Uploaded keys whose LastModified is not known yet (a PUT answer carries none).
     pending: BTreeMap<String, ()>,
     /// Changes since the last commit.
@@ -58,6 +61,7 @@ impl Indexes {
             remote_etag,
             remote_existed,
             dirty: BTreeSet::new(),
+            base: BTreeMap::new(),
             pending: BTreeMap::new(),
             uncommitted: 0,
             conditional: None,
@@ -66,7 +70,8 @@ impl Indexes {
 
     pub fn set(&mut self, key: &str, local: Entry, remote: Entry) {
         self.local.insert(key.to_string(), local);
-        self.remote.insert(key.to_string(), remote);
+        let before = self.remote.insert(key.to_string(), remote);
+        self.base.entry(key.to_string()).or_insert(before);
         self.dirty.insert(key.to_string());
         self.uncommitted += 1;
     }
@@ -123,6 +128,7 @@ impl Indexes {
         // Committed: a later 412 only needs the changes made after this point, so memory
         // stays bounded by the commit batch, not by the tree.
         self.dirty.clear();
+        self.base.clear();
         let bytes = index::encode(&self.local);
         fsutil::write_atomic(&self.local_path, 0o644, |f| std::io::Write::write_all(f, &bytes))
             .map_err(|e| format!("writing local index {}: {e}", self.local_path.display()))
@@ -193,12 +199,15 @@ impl Indexes {
         let mut merged = fresh;
         for key in &self.dirty {
             let Some(ours) = self.remote.get(key) else { continue };
-            match merged.get(key) {
-                // The same object version (same LastModified) stamped differently: another
-                // machine uploaded it while we downloaded it. Its uploader's stamp wins, and our
-                // local record adopts it, or both machines would transfer it again next time.
+            let theirs = merged.get(key).copied();
+            let changed_by_others = self.base.get(key).is_some_and(|base| *base != theirs);
+            match theirs {
+                // Another machine wrote this key meanwhile, for the same object version (same
+                // LastModified) with another stamp: it uploaded what we downloaded. Its stamp
+                // wins and our local record adopts it, or both would transfer it again.
                 Some(theirs)
-                    if theirs.local_timestamp.is_some()
+                    if changed_by_others
+                        && theirs.local_timestamp.is_some()
                         && theirs.local_timestamp == ours.local_timestamp
                         && theirs.remote_timestamp != ours.remote_timestamp =>
                 {
