@@ -564,3 +564,18 @@ fn concurrent_syncs_from_two_machines_converge_without_conflicts() {
         assert!(r.actions().is_empty(), "{m}: {:?}", r.actions());
     }
 }
+
+#[test]
+fn a_failing_file_is_reported_exit_1_and_the_rest_still_syncs() {
+    let e = Env::new("perfile");
+    e.add("a");
+    e.put_remote("blocked/inner.txt", "cannot land: a local file is in the way");
+    e.put_remote("fine.txt", "fine");
+    write(&e.folder("a").join("blocked"), "my local file", -10);
+    let r = e.sync("a", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.count("errors") >= 1);
+    assert!(r.stderr.contains("blocked/inner.txt"), "the error names the file: {}", r.stderr);
+    assert_eq!(read(&e.folder("a").join("fine.txt")), "fine");
+    assert_eq!(read(&e.folder("a").join("blocked")), "my local file");
+}
