@@ -579,3 +579,61 @@ fn a_failing_file_is_reported_exit_1_and_the_rest_still_syncs() {
     assert_eq!(read(&e.folder("a").join("fine.txt")), "fine");
     assert_eq!(read(&e.folder("a").join("blocked")), "my local file");
 }
+
+#[test]
+fn symlinks_not_followed_are_left_alone_on_s3_not_deleted() {
+    // S4 followed symlinks; s4 skips them by default. A folder S4 synced must not lose the
+    // linked files on S3 (and on every other machine) when s4 takes over.
+    let e = Env::new("symlink");
+    e.add("a");
+    e.add("b");
+    write(&e.folder("a").join("real/p.jpg"), "jpeg", -100);
+    std::os::unix::fs::symlink(e.folder("a").join("real"), e.folder("a").join("linked")).unwrap();
+    let r = e.sync("a", &["--follow-symlinks"]);
+    assert_eq!(r.count("uploaded"), 2, "{}", r.stderr);
+    let r = e.sync("a", &[]);
+    assert_eq!((r.code, r.actions()), (0, vec![]), "{}", r.stderr);
+    assert!(r.stderr.contains("skipping symlink linked"), "{}", r.stderr);
+    let r = e.sync("b", &[]);
+    assert_eq!(r.count("downloaded"), 2, "{}", r.stderr);
+}
+
+#[test]
+fn a_changed_syncignore_is_settled_before_its_rules_apply() {
+    let e = Env::new("ignore-first");
+    e.add("a");
+    e.add("b");
+    write(&e.folder("a").join(".syncignore"), "*.tmp\n", -100);
+    write(&e.folder("a").join("build/out.bin"), "artifact", -100);
+    e.sync("a", &[]);
+    e.sync("b", &[]);
+    assert!(e.folder("b").join("build/out.bin").exists());
+    // a starts ignoring build/: S4's documented behaviour deletes the S3 copy, a keeps its own.
+    write(&e.folder("a").join(".syncignore"), "*.tmp\nbuild/\n", 10);
+    let r = e.sync("a", &[]);
+    assert!(r.actions().contains(&("delete_remote".into(), "build/out.bin".into())), "{:?}", r.actions());
+    // b first takes the new rules, then applies them: its copy stays too.
+    let r = e.sync("b", &[]);
+    assert_eq!(r.actions(), vec![("download".into(), ".syncignore".into())], "{}", r.stderr);
+    assert!(e.folder("b").join("build/out.bin").exists());
+    assert!(e.folder("a").join("build/out.bin").exists());
+}
+
+#[test]
+fn deleted_on_both_sides_then_recreated_elsewhere_comes_back_without_conflict() {
+    let e = Env::new("both-deleted");
+    e.add("a");
+    e.add("b");
+    write(&e.folder("a").join("f.txt"), "v1", -100);
+    e.sync("a", &[]);
+    e.sync("b", &[]);
+    std::fs::remove_file(e.folder("a").join("f.txt")).unwrap();
+    std::fs::remove_file(e.folder("b").join("f.txt")).unwrap();
+    e.sync("a", &[]);
+    assert_eq!(e.sync("b", &[]).code, 0);
+    write(&e.folder("a").join("f.txt"), "v2", 50);
+    e.sync("a", &[]);
+    let r = e.sync("b", &[]);
+    assert_eq!((r.code, r.actions()), (0, vec![("download".into(), "f.txt".into())]), "{}", r.stderr);
+    assert_eq!(read(&e.folder("b").join("f.txt")), "v2");
+}

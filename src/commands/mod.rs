@@ -86,11 +86,32 @@ fn conflict_mode(value: Option<&str>) -> Result<Mode, Fatal> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("starting the runtime: {e}"))
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    rt.spawn(watch_signals());
+    Ok(rt)
+}
+
+/// First SIGINT/SIGTERM: stop planning, finish what is in flight, save the indexes (the next
+/// run resumes). A second one: stop at once.
+async fn watch_signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    sync::interrupt();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    std::process::exit(130);
 }
 
 /// Targets named, or all; an unknown name is an error before anything runs.
@@ -128,6 +149,10 @@ fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
     let mut code = OK;
     let mut total = Report::default();
     for name in &names {
+        if sync::interrupted() {
+            code = code.max(PARTIAL);
+            break;
+        }
         match rt.block_on(sync_target(config, name, &opts)) {
             Ok(r) => {
                 if !r.clean() {
@@ -185,7 +210,7 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
     let rt = runtime()?;
     let mut fingerprints = std::collections::HashMap::new();
     let mut last_sync = std::collections::HashMap::new();
-    loop {
+    while !sync::interrupted() {
         for name in &names {
             let Some(target) = config.get(name) else { continue };
             let fp = fingerprint(&PathBuf::from(&target.local_folder));
@@ -201,6 +226,7 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
         }
         std::thread::sleep(std::time::Duration::from_millis(cmd.read_delay.max(100)));
     }
+    Ok(OK)
 }
 
 /// Count, total size and newest mtime of the folder's files (a change to any file, a new
@@ -208,7 +234,9 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
 fn fingerprint(root: &std::path::Path) -> (u64, u64, u64) {
     let rules = std::sync::Arc::new(crate::ignore::IgnoreRules::default());
     let mut fp = (0u64, 0u64, 0u64);
-    for f in sync::scan::Scanner::new(root, rules, false).flatten() {
+    let Ok(scanner) = sync::scan::Scanner::new(root, rules) else { return fp };
+    for item in scanner {
+        let sync::scan::Item::File(f) = item else { continue };
         fp.0 += 1;
         fp.1 = fp.1.wrapping_add(f.size);
         fp.2 = fp.2.wrapping_add((f.mtime * 1000.0) as u64);

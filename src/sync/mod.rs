@@ -18,7 +18,7 @@ use self::conflict::Mode;
 use self::exec::{Ctx, Done, Job, Outcome};
 use self::index::Entry;
 use self::plan::{Decision, Kind};
-use self::scan::{LocalFile, Scanner};
+use self::scan::{Item, LocalFile, Scanner};
 use self::state::Indexes;
 use crate::ignore::IgnoreRules;
 use crate::log::Color;
@@ -46,11 +46,12 @@ pub struct Report {
     pub conflicts_skipped: u64,
     pub errors: u64,
     pub planned: u64,
+    pub interrupted: bool,
 }
 
 impl Report {
     pub fn clean(&self) -> bool {
-        self.errors == 0 && self.conflicts_skipped == 0
+        self.errors == 0 && self.conflicts_skipped == 0 && !self.interrupted
     }
 }
 
@@ -72,7 +73,6 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         std::fs::create_dir_all(root).map_err(|e| format!("creating local folder {}: {e}", root.display()))?;
     }
     let _lock = if opts.dry_run { None } else { Some(lock(root)?) };
-    let rules = Arc::new(load_rules(client, prefix, root).await?);
     let mut idx = Indexes::load(client, root, prefix).await?;
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -92,8 +92,19 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         followups: Vec::new(),
         last_commit: Instant::now(),
     };
-    let deferred = run.main_pass(&mut idx, client, prefix, root, rules).await?;
+    // `.syncignore` first: the rules this run applies must be the settled ones, or a machine
+    // holding an older copy would act on rules it is about to replace.
+    let mut deferred = Vec::new();
+    run.sync_one(&mut idx, ".syncignore", &mut deferred).await?;
     run.drain(&mut idx).await?;
+    let rules = Arc::new(load_rules(client, prefix, root).await?);
+    deferred.extend(run.main_pass(&mut idx, client, prefix, root, rules).await?);
+    run.drain(&mut idx).await?;
+    if interrupted() {
+        deferred.clear();
+        run.report.interrupted = true;
+        crate::warn!("Interrupted: finishing the transfers in flight and saving the index; run sync again to resume");
+    }
     for answer in conflict::ask_each(&ctx, &mut idx, deferred, names).await {
         match answer {
             Ok(job) => run.dispatch(job, &mut idx).await?,
@@ -184,6 +195,26 @@ fn next_index_key(idx: &Indexes, after: Option<&str>) -> Option<String> {
     }
 }
 
+fn item_key(i: &Item) -> &str {
+    match i {
+        Item::File(f) => &f.key,
+        Item::Skipped { key, .. } => key,
+        Item::Notice(_) => "",
+    }
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ask running syncs to stop planning: transfers in flight finish, the indexes are committed,
+/// and the next run resumes (SIGINT / SIGTERM).
+pub fn interrupt() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn lm_secs(o: &Object) -> Option<i64> {
     crate::s3::xml::parse_iso8601(&o.last_modified)
 }
@@ -198,36 +229,52 @@ impl Run<'_> {
         rules: Arc<IgnoreRules>,
     ) -> Result<Vec<Job>, String> {
         // The local walk runs on a blocking thread and streams into a bounded channel.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<LocalFile>(1024);
-        let (walk_root, walk_rules, follow) = (root.to_path_buf(), rules.clone(), self.opts.follow_symlinks);
+        let scanner = Scanner::new(root, rules.clone())?
+            .follow_symlinks(self.opts.follow_symlinks)
+            .clean_temp(!self.opts.dry_run);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1024);
         let walker = tokio::task::spawn_blocking(move || {
-            for item in Scanner::new(&walk_root, walk_rules, follow) {
+            for item in scanner {
                 match item {
-                    Ok(f) => {
-                        if tx.blocking_send(f).is_err() {
+                    Item::Notice(n) => crate::warn!("{n}"),
+                    item => {
+                        if tx.blocking_send(item).is_err() {
                             return;
                         }
                     }
-                    Err(n) => crate::warn!("{}", n.0),
                 }
             }
         });
         let mut lister = client.list(prefix, None, None);
         let mut local = rx.recv().await;
         let mut remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
-        let mut cursor: Option<String> = None;
         let mut ikey = next_index_key(idx, None);
         let mut deferred = Vec::new();
+        // Keys the walk could not see (and all below them): never planned, so never deleted.
+        let mut blocked: Vec<String> = Vec::new();
         loop {
-            let key =
-                [local.as_ref().map(|f| f.key.as_str()), remote.as_ref().map(|(k, _)| k.as_str()), ikey.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .map(str::to_string);
+            if interrupted() {
+                break;
+            }
+            let key = [local.as_ref().map(item_key), remote.as_ref().map(|(k, _)| k.as_str()), ikey.as_deref()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(str::to_string);
             let Some(key) = key else { break };
-            let lf = local.take_if(|f| f.key == key);
-            if lf.is_some() {
+            let mut lf = None;
+            if local.as_ref().is_some_and(|i| item_key(i) == key) {
+                match local.take() {
+                    Some(Item::File(f)) => lf = Some(f),
+                    Some(Item::Skipped { key, reason, error }) => {
+                        crate::warn!("{reason}");
+                        if error {
+                            self.report.errors += 1;
+                        }
+                        blocked.push(key);
+                    }
+                    _ => {}
+                }
                 local = rx.recv().await;
             }
             let ro = match remote.take_if(|(k, _)| *k == key) {
@@ -240,22 +287,48 @@ impl Run<'_> {
             if ikey.as_deref() == Some(key.as_str()) {
                 ikey = next_index_key(idx, Some(&key));
             }
+            // Keys come in order: a block is over once the key sorts after everything below it.
+            blocked.retain(|b| {
+                let below = format!("{b}/");
+                key.as_str() <= below.as_str() || key.starts_with(&below)
+            });
+            if blocked.iter().any(|b| key == *b || key.starts_with(&format!("{b}/"))) {
+                continue;
+            }
+            if key == ".syncignore" {
+                continue; // settled before the rules were read (see `run`)
+            }
             let (li, ri) = (idx.local.get(&key).copied(), idx.remote.get(&key).copied());
             if rules.is_ignored(&key, false) && li.is_none_or(|e| e.is_tombstone()) {
-                // Ignored and never synced from here: nothing to do (see `next_remote`).
-                cursor = Some(key);
-                continue;
+                continue; // ignored and never synced from here (see `next_remote`)
             }
             self.plan_key(idx, &key, lf, ro, li, ri, &mut deferred).await?;
             while let Some(job) = self.followups.pop() {
                 self.dispatch(job, idx).await?;
             }
-            cursor = Some(key);
         }
-        let _ = cursor;
         drop(rx);
         let _ = walker.await;
         Ok(deferred)
+    }
+
+    /// Plan and start one key on its own, from a local stat and a HEAD (no listing).
+    async fn sync_one(&mut self, idx: &mut Indexes, key: &str, deferred: &mut Vec<Job>) -> Result<(), String> {
+        let path = self.ctx.root.join(key);
+        let lf = std::fs::metadata(&path).ok().filter(|m| m.is_file()).map(|m| LocalFile {
+            key: key.to_string(),
+            size: m.len(),
+            mtime: scan::mtime_of(&m),
+        });
+        let remote_key = self.ctx.remote_key(key);
+        let ro = self.ctx.client.head(&remote_key).await.map_err(|e| e.to_string())?.map(|m| Object {
+            key: remote_key.clone(),
+            size: m.size,
+            last_modified: m.last_modified.map(crate::log::format_iso8601).unwrap_or_default(),
+            etag: m.etag,
+        });
+        let (li, ri) = (idx.local.get(key).copied(), idx.remote.get(key).copied());
+        self.plan_key(idx, key, lf, ro, li, ri, deferred).await
     }
 
     /// Next remote object as (relative key, object). Keys matching .syncignore are skipped
@@ -310,10 +383,23 @@ impl Run<'_> {
         let decision = plan::decide(l, r);
         crate::debug!("{key}: {:?} {:?} -> {decision:?}", l, r);
         if decision == Decision::Nothing {
-            // Both sides agree the key is gone: drop our tombstone; the remote one stays,
-            // it is how machines that have not synced yet learn of the deletion.
-            if li.is_some_and(|e| e.is_tombstone()) && ri.is_none_or(|e| e.is_tombstone()) && !self.opts.dry_run {
-                idx.drop_local(key);
+            if !self.opts.dry_run && lf.is_none() && ro.is_none() {
+                match li {
+                    // Both sides agree the key is gone: drop our tombstone; the remote one
+                    // stays, it is how machines that have not synced yet learn of the deletion.
+                    Some(e) if e.is_tombstone() => {
+                        if ri.is_none_or(|e| e.is_tombstone()) {
+                            idx.drop_local(key);
+                        }
+                    }
+                    // Deleted on both sides independently: record the agreement, or a later
+                    // re-creation elsewhere would look like a conflict here.
+                    Some(e) => {
+                        let stamp = ri.and_then(|r| r.remote_timestamp).or(e.remote_timestamp);
+                        idx.set_local(key, Entry { local_timestamp: None, remote_timestamp: stamp });
+                    }
+                    None => {}
+                }
             }
             return Ok(());
         }

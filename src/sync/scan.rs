@@ -17,24 +17,46 @@ pub struct LocalFile {
     pub mtime: f64,
 }
 
-/// Something the walk skipped and the user should hear about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice(pub String);
+/// What the walk yields, in key order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    File(LocalFile),
+    /// Something at `key` (a file, or a directory and all below it) that the walk could not
+    /// see: an unreadable directory, a symlink not followed, a failed stat. The sync must treat
+    /// it as unknown, never as deleted, or it would delete it everywhere else.
+    Skipped {
+        key: String,
+        reason: String,
+        error: bool,
+    },
+    /// A notice that concerns no key (a name that is not UTF-8 cannot be an S3 key).
+    Notice(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
 
 struct Dir {
     /// Key prefix of this directory ("" at the root, else "a/b/").
     prefix: String,
-    entries: std::vec::IntoIter<(String, bool)>,
+    entries: std::vec::IntoIter<(String, Kind)>,
 }
 
 pub struct Scanner {
     root: PathBuf,
     rules: Arc<IgnoreRules>,
     follow_symlinks: bool,
+    clean_temp: bool,
     stack: Vec<Dir>,
     canonical_root: Option<PathBuf>,
-    /// Notices waiting to be handed out, in the order they arose.
-    pending: Vec<Notice>,
+    /// Items waiting to be handed out, last first.
+    pending: Vec<Item>,
+    /// The root is opened on the first `next_item`, after the options are set.
+    started: bool,
 }
 
 pub fn mtime_of(meta: &fs::Metadata) -> f64 {
@@ -46,75 +68,93 @@ pub fn mtime_of(meta: &fs::Metadata) -> f64 {
 }
 
 impl Scanner {
-    /// A missing root scans as empty (S4 behaves so); the caller decides if that is an error.
-    pub fn new(root: &Path, rules: Arc<IgnoreRules>, follow_symlinks: bool) -> Scanner {
+    /// A missing root scans as empty (S4 behaves so); a root that exists but cannot be read
+    /// is an error: scanning it as empty would delete everything remotely.
+    pub fn new(root: &Path, rules: Arc<IgnoreRules>) -> Result<Scanner, String> {
         let mut s = Scanner {
             root: root.to_path_buf(),
             rules,
-            follow_symlinks,
+            follow_symlinks: false,
+            clean_temp: false,
             stack: Vec::new(),
             canonical_root: fs::canonicalize(root).ok(),
             pending: Vec::new(),
+            started: false,
         };
-        let mut notices = Vec::new();
-        if let Some(d) = s.open("", &mut notices) {
-            s.stack.push(d);
+        match fs::read_dir(root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => s.started = true,
+            Err(e) => return Err(format!("cannot read the local folder {}: {e}", root.display())),
+            Ok(_) => {}
         }
-        notices.reverse();
-        s.pending = notices;
-        s
+        Ok(s)
     }
 
-    fn open(&self, prefix: &str, notices: &mut Vec<Notice>) -> Option<Dir> {
+    /// Follow symlinks that lead inside the root (never outside, never into a cycle).
+    pub fn follow_symlinks(mut self, yes: bool) -> Self {
+        self.follow_symlinks = yes;
+        self
+    }
+
+    /// Remove our own leftover temp files (`.s4tmp-*`) from interrupted runs; only while the
+    /// folder's lock is held.
+    pub fn clean_temp(mut self, yes: bool) -> Self {
+        self.clean_temp = yes;
+        self
+    }
+
+    fn open(&self, prefix: &str, out: &mut Vec<Item>) -> Option<Dir> {
         let path = self.root.join(prefix);
         let rd = match fs::read_dir(&path) {
             Ok(rd) => rd,
             Err(e) => {
-                if !prefix.is_empty() {
-                    notices.push(Notice(format!("skipping {}: {e}", path.display())));
-                }
+                let key = prefix.trim_end_matches('/').to_string();
+                out.push(Item::Skipped { key, reason: format!("cannot read {}: {e}", path.display()), error: true });
                 return None;
             }
         };
         let mut entries = Vec::new();
-        for entry in rd.flatten() {
+        for entry in rd {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    // We no longer know what this directory holds: leave all of it alone.
+                    let key = prefix.trim_end_matches('/').to_string();
+                    out.push(Item::Skipped { key, reason: format!("reading {}: {e}", path.display()), error: true });
+                    return None;
+                }
+            };
             let name = match entry.file_name().into_string() {
                 Ok(n) => n,
                 Err(raw) => {
-                    notices.push(Notice(format!(
+                    out.push(Item::Notice(format!(
                         "skipping {}: the name is not UTF-8, so it cannot be an S3 key",
                         path.join(raw).display()
                     )));
                     continue;
                 }
             };
-            let Ok(ft) = entry.file_type() else { continue };
-            let is_dir = if ft.is_symlink() {
-                match self.symlink_target(&path.join(&name)) {
-                    Some(is_dir) => is_dir,
-                    None => {
-                        notices.push(Notice(format!(
-                            "skipping symlink {}{name} (use --follow-symlinks to follow links inside the folder)",
-                            prefix
-                        )));
-                        continue;
-                    }
-                }
-            } else if ft.is_dir() {
-                true
-            } else if ft.is_file() {
-                false
-            } else {
-                continue; // sockets, fifos, devices: not content
+            if self.clean_temp && name.starts_with(crate::fsutil::TMP_PREFIX) {
+                let _ = fs::remove_file(path.join(&name));
+                continue;
+            }
+            let kind = match entry.file_type() {
+                Ok(ft) if ft.is_symlink() => match self.symlink_target(&path.join(&name)) {
+                    Some(true) => Kind::Dir,
+                    Some(false) => Kind::File,
+                    None => Kind::Symlink,
+                },
+                Ok(ft) if ft.is_dir() => Kind::Dir,
+                Ok(ft) if ft.is_file() => Kind::File,
+                Ok(_) => continue,       // sockets, fifos, devices: not content
+                Err(_) => Kind::Symlink, // unknown type: leave it alone like a link
             };
-            entries.push((name, is_dir));
+            entries.push((name, kind));
         }
         // Sort by the name as it appears in full keys: a directory "a" sorts as "a/", so
         // "a.txt" ('.' < '/') comes before everything under "a/".
-        entries.sort_by(|(a, ad), (b, bd)| {
-            let ka = a.as_bytes().iter().chain(if *ad { &b"/"[..] } else { &b""[..] });
-            let kb = b.as_bytes().iter().chain(if *bd { &b"/"[..] } else { &b""[..] });
-            ka.cmp(kb)
+        entries.sort_by(|(a, ak), (b, bk)| {
+            let slash = |k: &Kind| if *k == Kind::Dir { &b"/"[..] } else { &b""[..] };
+            a.as_bytes().iter().chain(slash(ak)).cmp(b.as_bytes().iter().chain(slash(bk)))
         });
         Some(Dir { prefix: prefix.to_string(), entries: entries.into_iter() })
     }
@@ -138,41 +178,60 @@ impl Scanner {
         Some(meta.is_dir())
     }
 
-    /// The next file in key order, or a notice about something skipped.
-    pub fn next_item(&mut self) -> Option<Result<LocalFile, Notice>> {
+    /// The next item in key order.
+    pub fn next_item(&mut self) -> Option<Item> {
+        if !self.started {
+            self.started = true;
+            let mut out = Vec::new();
+            if let Some(d) = self.open("", &mut out) {
+                self.stack.push(d);
+            }
+            out.reverse();
+            self.pending = out;
+        }
         loop {
             if let Some(n) = self.pending.pop() {
-                return Some(Err(n));
+                return Some(n);
             }
             let dir = self.stack.last_mut()?;
-            let Some((name, is_dir)) = dir.entries.next() else {
+            let Some((name, kind)) = dir.entries.next() else {
                 self.stack.pop();
                 continue;
             };
             let key = format!("{}{name}", dir.prefix);
-            if self.rules.is_ignored(&key, is_dir) {
+            if self.rules.is_ignored(&key, kind == Kind::Dir) {
                 continue;
             }
-            if is_dir {
-                let mut notices = Vec::new();
-                if let Some(d) = self.open(&format!("{key}/"), &mut notices) {
-                    self.stack.push(d);
+            match kind {
+                Kind::Dir => {
+                    let mut out = Vec::new();
+                    if let Some(d) = self.open(&format!("{key}/"), &mut out) {
+                        self.stack.push(d);
+                    }
+                    out.reverse();
+                    self.pending = out;
                 }
-                notices.reverse();
-                self.pending = notices;
-                continue;
+                Kind::Symlink => {
+                    let reason = format!(
+                        "skipping symlink {key} (use --follow-symlinks to follow links inside the folder); \
+                         it is left alone on S3"
+                    );
+                    return Some(Item::Skipped { key, reason, error: false });
+                }
+                Kind::File => {
+                    return Some(match fs::metadata(self.root.join(&key)) {
+                        Ok(m) => Item::File(LocalFile { key, size: m.len(), mtime: mtime_of(&m) }),
+                        Err(e) => Item::Skipped { reason: format!("skipping {key}: {e}"), key, error: true },
+                    })
+                }
             }
-            return Some(match fs::metadata(self.root.join(&key)) {
-                Ok(m) => Ok(LocalFile { key, size: m.len(), mtime: mtime_of(&m) }),
-                Err(e) => Err(Notice(format!("skipping {key}: {e}"))),
-            });
         }
     }
 }
 
 impl Iterator for Scanner {
-    type Item = Result<LocalFile, Notice>;
-    fn next(&mut self) -> Option<Self::Item> {
+    type Item = Item;
+    fn next(&mut self) -> Option<Item> {
         self.next_item()
     }
 }
@@ -182,7 +241,15 @@ mod tests {
     use super::*;
 
     fn keys(root: &Path, rules: &str) -> Vec<String> {
-        Scanner::new(root, Arc::new(IgnoreRules::parse(rules)), false).filter_map(Result::ok).map(|f| f.key).collect()
+        files(Scanner::new(root, Arc::new(IgnoreRules::parse(rules))).unwrap())
+    }
+
+    fn files(s: Scanner) -> Vec<String> {
+        s.filter_map(|i| match i {
+            Item::File(f) => Some(f.key),
+            _ => None,
+        })
+        .collect()
     }
 
     #[test]
@@ -208,11 +275,36 @@ mod tests {
         std::os::unix::fs::symlink(d.path().join("real"), d.path().join("link")).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", d.path().join("outside")).unwrap();
         std::os::unix::fs::symlink(d.path(), d.path().join("loop")).unwrap();
-        let items: Vec<_> = Scanner::new(d.path(), Arc::default(), false).collect();
-        assert_eq!(items.iter().filter(|i| i.is_ok()).count(), 1);
-        assert_eq!(items.iter().filter(|i| i.is_err()).count(), 3);
-        let followed: Vec<String> =
-            Scanner::new(d.path(), Arc::default(), true).filter_map(Result::ok).map(|f| f.key).collect();
+        let items: Vec<_> = Scanner::new(d.path(), Arc::default()).unwrap().collect();
+        let skipped: Vec<&str> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Skipped { key, error: false, .. } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(skipped, vec!["link", "loop", "outside"], "in key order, as unknowns");
+        let followed = files(Scanner::new(d.path(), Arc::default()).unwrap().follow_symlinks(true));
         assert_eq!(followed, vec!["link", "real"]);
+    }
+
+    #[test]
+    fn unreadable_directories_are_unknown_not_empty_and_temp_files_are_cleaned() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(".s4tmp-1-2"), "left over").unwrap();
+        fs::create_dir_all(d.path().join("a")).unwrap();
+        fs::write(d.path().join("a/f"), "x").unwrap();
+        // A file where a directory listing is expected stands in for an unreadable directory
+        // (tests run as root, which permission bits do not stop).
+        let s = Scanner::new(d.path(), Arc::default()).unwrap();
+        let mut out = Vec::new();
+        assert!(s.open("a/f/", &mut out).is_none());
+        assert!(matches!(&out[..], [Item::Skipped { key, error: true, .. }] if key == "a/f"));
+        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(true).collect();
+        assert_eq!(all.len(), 1);
+        assert!(!d.path().join(".s4tmp-1-2").exists());
+        let err = Scanner::new(&d.path().join("a/f"), Arc::default()).err().unwrap();
+        assert!(err.contains("cannot read the local folder"), "{err}");
+        assert!(Scanner::new(&d.path().join("missing"), Arc::default()).unwrap().next().is_none());
     }
 }

@@ -82,6 +82,12 @@ impl Indexes {
         self.pending.insert(key.to_string(), ());
     }
 
+    /// Change only the local record (the remote index already says the same).
+    pub fn set_local(&mut self, key: &str, local: Entry) {
+        self.local.insert(key.to_string(), local);
+        self.uncommitted += 1;
+    }
+
     pub fn drop_local(&mut self, key: &str) {
         if self.local.remove(key).is_some() {
             self.uncommitted += 1;
