@@ -387,11 +387,8 @@ impl Run<'_> {
                 match li {
                     // Both sides agree the key is gone: drop our tombstone; the remote one
                     // stays, it is how machines that have not synced yet learn of the deletion.
-                    Some(e) if e.is_tombstone() => {
-                        if ri.is_none_or(|e| e.is_tombstone()) {
-                            idx.drop_local(key);
-                        }
-                    }
+                    Some(e) if e.is_tombstone() && ri.is_none_or(|e| e.is_tombstone()) => idx.drop_local(key),
+                    Some(e) if e.is_tombstone() => {}
                     // Deleted on both sides independently: record the agreement, or a later
                     // re-creation elsewhere would look like a conflict here.
                     Some(e) => {
