@@ -350,3 +350,20 @@ fn refused_connections_and_silent_servers_are_retried_then_reported() {
     assert_eq!(err.kind, s3::ErrorKind::Timeout, "{err}");
     assert_eq!(c.requests_sent(), 2);
 }
+
+/// Keys that look URL-encoded must come back as written, whether or not the store really
+/// encodes listings (s3s-fs says it does and does not).
+#[test]
+fn keys_that_look_encoded_list_back_as_written() {
+    let c = client();
+    let p = unique_prefix("lookalike");
+    let names = ["100%41done.txt", "a%20b", "plus+only", "%2F"];
+    rt().block_on(async {
+        for n in names {
+            c.put(&format!("{p}{n}"), Payload::Bytes("x".into()), &PutOptions::default()).await.unwrap();
+        }
+        let mut want: Vec<String> = names.iter().map(|n| format!("{p}{n}")).collect();
+        want.sort();
+        assert_eq!(list_all(&c, &p).await, want);
+    });
+}

@@ -165,27 +165,19 @@ impl Client {
         })?;
         let xml_err = |e: xml::XmlError| Error::new("ListObjectsV2", self.uri(prefix), ErrorKind::Xml(e.to_string()));
         let mut page = xml::parse_list_objects_v2_raw(&answer.body).map_err(xml_err)?;
-        if page.url_claimed && self.listing_is_encoded(&page).await? {
+        if page.url_claimed && self.listing_is_encoded().await? {
             xml::url_decode_page(&mut page).map_err(xml_err)?;
         }
         Ok(page)
     }
 
     /// Some stores (s3s-fs) answer `<EncodingType>url</EncodingType>` and send keys unencoded;
-    /// decoding those would turn a '+' in a key into a space. Learn from the pages, and when a
-    /// page cannot tell and holds a '+', ask the store once with a prefix holding a space.
-    async fn listing_is_encoded(&self, page: &ListPage) -> Result<bool> {
+    /// decoding those would turn a '+' in a key into a space, or "%41" into "A". Ask the store
+    /// once per client, with a prefix holding a space, whether it really encodes; never guess
+    /// from key contents (a key may hold anything).
+    async fn listing_is_encoded(&self) -> Result<bool> {
         if let Some(known) = self.url_encoding() {
             return Ok(known);
-        }
-        if let Some(seen) = xml::url_evidence(page) {
-            self.set_url_encoding(seen);
-            return Ok(seen);
-        }
-        let has_plus =
-            page.objects.iter().any(|o| o.key.contains('+')) || page.common_prefixes.iter().any(|p| p.contains('+'));
-        if !has_plus {
-            return Ok(true); // decoding is the identity here
         }
         const PROBE: &str = "s4 url-encoding probe/";
         let req = Request::new("ListObjectsV2", Method::GET, None)

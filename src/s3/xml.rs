@@ -328,31 +328,6 @@ pub fn url_decode_page(page: &mut ListPage) -> Result<(), XmlError> {
     Ok(())
 }
 
-/// Did the store really URL-encode this raw page? `Some(false)` when a key holds a character
-/// an encoder always escapes (or a '%' that starts no escape); `Some(true)` when a key holds a
-/// valid %XX escape; `None` when the page cannot tell (then decoding changes at most '+').
-pub fn url_evidence(page: &ListPage) -> Option<bool> {
-    let mut seen_escape = false;
-    let keys = page.objects.iter().map(|o| o.key.as_str()).chain(page.common_prefixes.iter().map(String::as_str));
-    for k in keys {
-        let b = k.as_bytes();
-        for (i, &c) in b.iter().enumerate() {
-            match c {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'+' | b'/' => {}
-                b'%' => {
-                    let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
-                    if !(hex(i + 1) && hex(i + 2)) {
-                        return Some(false);
-                    }
-                    seen_escape = true;
-                }
-                _ => return Some(false),
-            }
-        }
-    }
-    seen_escape.then_some(true)
-}
-
 fn parse_object(x: &mut Xml) -> Result<Object, XmlError> {
     let [key, size, modified, etag] = x.fields(["Key", "Size", "LastModified", "ETag"])?;
     Ok(Object {

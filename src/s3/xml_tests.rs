@@ -267,20 +267,3 @@ fn iso8601() {
         assert_eq!(parse_iso8601(s), None, "{s:?}");
     }
 }
-
-#[test]
-fn evidence_of_real_url_encoding() {
-    let page = |keys: &[&str]| ListPage {
-        objects: keys
-            .iter()
-            .map(|k| Object { key: k.to_string(), size: 0, last_modified: String::new(), etag: None })
-            .collect(),
-        ..Default::default()
-    };
-    assert_eq!(url_evidence(&page(&["a b"])), Some(false));
-    assert_eq!(url_evidence(&page(&["caf\u{e9}"])), Some(false));
-    assert_eq!(url_evidence(&page(&["100%"])), Some(false));
-    assert_eq!(url_evidence(&page(&["a%20b", "c+d"])), Some(true));
-    assert_eq!(url_evidence(&page(&["a+b"])), None);
-    assert_eq!(url_evidence(&page(&["plain/key.txt"])), None);
-}

@@ -121,8 +121,17 @@ pub fn local_matches_etag(path: &Path, size: u64, etag: &str, preferred_part: u6
 
 pub fn record_synced(idx: &mut Indexes, item: &Job, mtime: f64) {
     let live = |e: Option<Entry>| e.filter(|e| !e.is_tombstone()).and_then(|e| e.remote_timestamp);
-    // Keep the stamp the other machines already agreed on, if there is one.
-    let stamp = live(item.ri).or(live(item.li)).unwrap_or(mtime.trunc());
+    // An unchanged S3 side keeps the stamp the other machines already hold. Otherwise S3 holds
+    // content they have not seen (an interrupted run's upload, or an edit behind s4's back):
+    // a new stamp above the old ones makes them fetch it.
+    let stamp = match item.remote.state {
+        plan::State::NoChanges => live(item.ri),
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        let above = |s: Option<i64>| s.map_or(f64::MIN, |s| (s + 1) as f64);
+        mtime.trunc().max(above(item.local.stamp)).max(above(item.remote.stamp))
+    });
     let lm = item.remote_lm.map(|t| t as f64);
     idx.set(
         &item.key,

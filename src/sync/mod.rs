@@ -369,7 +369,7 @@ impl Run<'_> {
         ri: Option<Entry>,
         deferred: &mut Vec<Job>,
     ) -> Result<(), String> {
-        let l = plan::side(
+        let l = plan::local_side(
             li.and_then(|e| e.local_timestamp),
             lf.as_ref().map(|f| f.mtime),
             li.and_then(|e| e.remote_timestamp),

@@ -39,21 +39,51 @@ pub struct Side {
     pub tombstone: bool,
 }
 
-/// S4's `get_sync_state`. Existence is decided by `Option`, not by truthiness: S4 treated
-/// a timestamp of 0 as missing and crashed on it.
+/// S4's `get_sync_state` for the S3 side, whose times are whole seconds. Existence is decided
+/// by `Option`, not by truthiness: S4 treated a timestamp of 0 as missing and crashed on it.
 pub fn side(index_local: Option<f64>, real: Option<f64>, stamp: Option<f64>) -> Side {
-    let t = |v: Option<f64>| v.map(|x| x as i64);
-    let (i, r, stamp) = (t(index_local), t(real), t(stamp));
-    let state = match (i, r) {
+    derive(index_local, real, stamp, |i, r| (i as i64).cmp(&(r as i64)))
+}
+
+/// The local side: mtimes are compared to the millisecond, not truncated to seconds as S4
+/// did, so an edit within the second of the last sync is not missed (and later overwritten).
+/// The millisecond of slack absorbs float rounding between Python's and our mtime.
+pub fn local_side(index_local: Option<f64>, real: Option<f64>, stamp: Option<f64>) -> Side {
+    derive(
+        index_local,
+        real,
+        stamp,
+        |i, r| {
+            if (i - r).abs() < 1e-3 {
+                std::cmp::Ordering::Equal
+            } else {
+                i.total_cmp(&r)
+            }
+        },
+    )
+}
+
+fn derive(
+    index_local: Option<f64>,
+    real: Option<f64>,
+    stamp: Option<f64>,
+    cmp: impl Fn(f64, f64) -> std::cmp::Ordering,
+) -> Side {
+    use std::cmp::Ordering::*;
+    let state = match (index_local, real) {
         (None, Some(_)) => State::Created,
         (Some(_), None) => State::Deleted,
         (None, None) if stamp.is_some() => State::Deleted,
         (None, None) => State::DoesNotExist,
-        (Some(i), Some(r)) if i < r => State::Updated,
-        (Some(i), Some(r)) if i > r => State::Conflict,
-        _ => State::NoChanges,
+        (Some(i), Some(r)) => match cmp(i, r) {
+            Less => State::Updated,
+            Greater => State::Conflict,
+            Equal => State::NoChanges,
+        },
     };
-    Side { state, real: r, stamp, tombstone: i.is_none() && r.is_none() && stamp.is_some() }
+    let t = |v: Option<f64>| v.map(|x| x as i64);
+    let tombstone = index_local.is_none() && real.is_none() && stamp.is_some();
+    Side { state, real: t(real), stamp: t(stamp), tombstone }
 }
 
 /// Create (the target lacks the key) or update (it has an older version): only the log line differs.
@@ -129,25 +159,34 @@ pub fn resolve(keep: Keep, l: Side, r: Side) -> Decision {
         Keep::Local => (l, r),
         Keep::Remote => (r, l),
     };
-    // A kept side without changes keeps the stamp the other machines already agreed on
-    // (S4 used the file's own timestamp, which made the next machine see a conflict).
-    let ts = match kept.state {
-        State::NoChanges => kept.stamp.or(kept.real),
-        _ => kept.real,
+    // The stamp of the version both sides agree on afterwards. A kept side without changes
+    // keeps the stamp the other machines hold for it; any other kept version is new and gets a
+    // stamp above every stamp it replaces, or machines holding the higher one would undo the
+    // choice (S4 used the file's own time for both).
+    let above = |s: Option<i64>| s.map_or(i64::MIN, |s| s.saturating_add(1));
+    let ts = match (kept.state, keep) {
+        (State::NoChanges, Keep::Remote) => kept.stamp.or(kept.real),
+        (State::NoChanges, Keep::Local) => kept.stamp.or(kept.real).map(|t| t.max(above(other.stamp))),
+        _ => kept.real.map(|t| t.max(above(l.stamp)).max(above(r.stamp))),
     };
     let copy = |kind| match (keep, ts) {
         (Keep::Local, Some(ts)) => Decision::Upload { kind, ts },
         (Keep::Remote, Some(ts)) => Decision::Download { kind, ts },
         (_, None) => Decision::Nothing,
     };
-    let delete = |ts: i64| match keep {
-        Keep::Local => Decision::DeleteRemote { ts },
-        Keep::Remote => Decision::DeleteLocal { ts },
+    // A deletion carries the stamp of the version it deletes, which is what the remote
+    // index tells the other machines: they then delete rather than report a conflict.
+    let delete = || {
+        let ts = r.stamp.or(l.stamp).unwrap_or(0);
+        match keep {
+            Keep::Local => Decision::DeleteRemote { ts },
+            Keep::Remote => Decision::DeleteLocal { ts },
+        }
     };
     match kept.state {
         State::Created => copy(Kind::Create),
         State::Updated | State::NoChanges | State::Conflict => copy(Kind::Update),
-        State::Deleted | State::DoesNotExist if other.real.is_some() => delete(kept.stamp.or(other.stamp).unwrap_or(0)),
+        State::Deleted | State::DoesNotExist if other.real.is_some() => delete(),
         State::Deleted | State::DoesNotExist => Decision::Nothing,
     }
 }
@@ -177,6 +216,11 @@ mod tests {
             assert_eq!(side(*i, *r, *s).state, *want, "{i:?} {r:?} {s:?}");
         }
         assert_eq!(side(Some(11.0), Some(10.0), None).real, Some(10));
+        // The local side sees an edit within the same second; the S3 side cannot.
+        assert_eq!(local_side(Some(10.1), Some(10.9), Some(3.0)).state, Updated);
+        assert_eq!(local_side(Some(10.9), Some(10.1), Some(3.0)).state, Conflict);
+        assert_eq!(local_side(Some(10.123_456_7), Some(10.123_456_8), Some(3.0)).state, NoChanges);
+        assert_eq!(side(Some(10.1), Some(10.9), Some(3.0)).state, NoChanges);
     }
 
     fn s(state: State, real: Option<i64>, stamp: Option<i64>) -> Side {
@@ -249,8 +293,23 @@ mod tests {
         let unchanged = s(NoChanges, Some(99), Some(20));
         assert_eq!(resolve(Keep::Remote, s(Updated, Some(30), Some(10)), unchanged), Download { kind: u, ts: 20 });
         assert_eq!(resolve(Keep::Local, unchanged, s(Updated, Some(30), Some(10))), Upload { kind: u, ts: 20 });
-        // S4 raised ValueError for a kept side in CONFLICT.
+        // S4 raised ValueError for a kept side in CONFLICT; its older mtime still becomes
+        // the newest stamp, or the other machines would undo the choice.
         let l = s(Conflict, Some(3), Some(4));
-        assert_eq!(resolve(Keep::Local, l, r), Upload { kind: u, ts: 3 });
+        assert_eq!(resolve(Keep::Local, l, r), Upload { kind: u, ts: 5 });
+        // Kept offline edit older than the other side's stamp: stamped above it.
+        let offline = s(Updated, Some(1000), Some(900));
+        let newer = s(NoChanges, Some(1200), Some(1100));
+        assert_eq!(resolve(Keep::Local, offline, newer), Upload { kind: u, ts: 1101 });
+        // A kept unchanged local side is stamped above the remote's newer stamp.
+        assert_eq!(
+            resolve(Keep::Local, s(NoChanges, Some(5), Some(10)), s(Updated, Some(9), Some(30))),
+            Upload { kind: u, ts: 31 }
+        );
+        // A deletion carries the stamp of the version it deletes.
+        assert_eq!(
+            resolve(Keep::Local, s(Deleted, None, Some(4)), s(NoChanges, Some(9), Some(7))),
+            DeleteRemote { ts: 7 }
+        );
     }
 }

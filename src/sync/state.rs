@@ -116,9 +116,18 @@ impl Indexes {
                 }
             }
         }
+        // Not in the listing (a store that lists late, or an odd key): ask each one directly.
         for key in std::mem::take(&mut self.pending).into_keys() {
-            // Gone already (deleted by someone else): leave no live entry pointing at nothing.
-            crate::warn!("{} was uploaded but is no longer listed", client.uri(&format!("{prefix}{key}")));
+            let full = format!("{prefix}{key}");
+            match client.head(&full).await.map_err(|e| e.to_string())? {
+                Some(meta) => {
+                    if let Some(e) = self.remote.get_mut(&key) {
+                        e.local_timestamp = meta.last_modified.map(|t| t as f64);
+                    }
+                }
+                // Deleted by someone else since: the entry stays a tombstone, which is true.
+                None => crate::warn!("{} was uploaded but is gone already", client.uri(&full)),
+            }
         }
         Ok(())
     }
