@@ -637,3 +637,26 @@ fn deleted_on_both_sides_then_recreated_elsewhere_comes_back_without_conflict() 
     assert_eq!((r.code, r.actions()), (0, vec![("download".into(), "f.txt".into())]), "{}", r.stderr);
     assert_eq!(read(&e.folder("b").join("f.txt")), "v2");
 }
+
+#[test]
+fn large_files_go_multipart_both_ways_and_stay_byte_identical() {
+    let e = Env::new("large");
+    e.add("a");
+    e.add("b");
+    let body: Vec<u8> = (0..(17u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(e.folder("a").join("big.bin"), &body).unwrap();
+    let r = e.sync("a", &[]);
+    assert_eq!((r.code, r.count("uploaded")), (0, 1), "{}", r.stderr);
+    let r = e.sync("b", &[]);
+    assert_eq!((r.code, r.count("downloaded")), (0, 1), "{}", r.stderr);
+    assert!(std::fs::read(e.folder("b").join("big.bin")).unwrap() == body);
+    // An update of the large file goes the same way.
+    let mut v2 = body.clone();
+    v2[12345] ^= 0xff;
+    std::fs::write(e.folder("b").join("big.bin"), &v2).unwrap();
+    std::fs::File::options().write(true).open(e.folder("b").join("big.bin")).unwrap().set_modified(at(30)).unwrap();
+    assert_eq!(e.sync("b", &[]).count("uploaded"), 1);
+    let r = e.sync("a", &[]);
+    assert_eq!((r.code, r.count("downloaded")), (0, 1), "{}", r.stderr);
+    assert!(std::fs::read(e.folder("a").join("big.bin")).unwrap() == v2);
+}

@@ -317,7 +317,11 @@ impl Client {
             .map_err(|e| Failure::Plain(Error::new(req.op, &object, ErrorKind::Config(e.to_string()))))?;
         let timeout = i.cfg.read_timeout;
         i.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let response = match tokio::time::timeout(timeout, i.http.request(request)).await {
+        // Waiting for the answer includes sending the body: allow for an upload at a slow but
+        // working 64 KiB/s on top of the read timeout, so a slow uplink is not called a dead
+        // store (the body stream itself fails fast if the connection breaks).
+        let budget = timeout + Duration::from_secs(req.payload.len() / (64 << 10));
+        let response = match tokio::time::timeout(budget, i.http.request(request)).await {
             Err(_) => return Err(Failure::Plain(Error::new(req.op, &object, ErrorKind::Timeout))),
             Ok(Err(e)) => {
                 return Err(Failure::Plain(Error::new(req.op, &object, ErrorKind::Transport(error_chain(&e)))))
@@ -336,7 +340,11 @@ impl Client {
         if status.is_success() && !read_body {
             return Ok(Answer { status, headers: parts.headers, body: Err(body) });
         }
-        let bytes = http::read_all(&mut body, timeout, 16 << 20).await.map_err(body_err)?;
+        const LIMIT: usize = 512 << 20;
+        let Some(bytes) = http::read_all(&mut body, timeout, LIMIT).await.map_err(body_err)? else {
+            let m = format!("the answer is larger than {} MiB; refusing to hold it in memory", LIMIT >> 20);
+            return Err(Failure::Plain(Error::new(req.op, &object, ErrorKind::Io(m))));
+        };
         let parsed =
             if status.is_success() && !looks_like_error(&bytes) { None } else { Some(xml::parse_error(&bytes)) };
         match parsed {

@@ -76,7 +76,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             ErrorKind::Transport(m) => write!(f, "connection failed: {m}"),
-            ErrorKind::Timeout => write!(f, "timed out waiting for the store"),
+            ErrorKind::Timeout => write!(f, "timed out: no answer from the store in the time allowed"),
             ErrorKind::Xml(m) => write!(f, "malformed answer from the store: {m}"),
             ErrorKind::Io(m) => write!(f, "{m}"),
             ErrorKind::Config(m) => write!(f, "{m}"),

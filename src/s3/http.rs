@@ -144,14 +144,20 @@ pub async fn next_chunk(body: &mut Incoming, timeout: Duration) -> Result<Option
     }
 }
 
-/// The whole body (small XML documents), bounded so a hostile server cannot exhaust memory.
-pub async fn read_all(body: &mut Incoming, timeout: Duration, limit: usize) -> Result<Bytes, Option<hyper::Error>> {
+/// The whole body (XML documents, indexes), bounded so a hostile server cannot exhaust
+/// memory. `Ok(None)` when the body is larger than `limit`: an error for the caller to name,
+/// never a silently truncated document.
+pub async fn read_all(
+    body: &mut Incoming,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Option<Bytes>, Option<hyper::Error>> {
     let mut out = BytesMut::new();
     while let Some(chunk) = next_chunk(body, timeout).await? {
         if out.len() + chunk.len() > limit {
-            break;
+            return Ok(None);
         }
         out.extend_from_slice(&chunk);
     }
-    Ok(out.freeze())
+    Ok(Some(out.freeze()))
 }

@@ -86,8 +86,16 @@ impl Client {
         })
     }
 
-    pub async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[(u32, String)]) -> Result<String> {
-        let req = Request::new("CompleteMultipartUpload", Method::POST, Some(key))
+    /// Completes the upload; `cond`'s If-Match / If-None-Match make it conditional.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+        cond: &PutOptions,
+    ) -> Result<String> {
+        let req = cond
+            .conditions(Request::new("CompleteMultipartUpload", Method::POST, Some(key)))
             .query("uploadId", upload_id)
             .header("content-type", "application/xml")
             .payload(Payload::Bytes(Bytes::from(xml::complete_multipart_body(parts))));
@@ -134,7 +142,7 @@ impl Client {
             .map_err(|m| Error::new("CreateMultipartUpload", self.uri(key), ErrorKind::Config(m)))?;
         let upload_id = self.create_multipart(key, opts).await?;
         match self.upload_parts(key, &upload_id, path, size, part, xfer.concurrency).await {
-            Ok(etags) => match self.complete_multipart(key, &upload_id, &etags).await {
+            Ok(etags) => match self.complete_multipart(key, &upload_id, &etags, opts).await {
                 Ok(etag) => Ok(Some(etag)),
                 Err(e) => {
                     let _ = self.abort_multipart(key, &upload_id).await;
@@ -183,7 +191,7 @@ impl Client {
         }
     }
 
-    /// Download an object of known `size` into `dest` (created or truncated): one GET below the
+    /// Download an object of known `size` into `dest` (a new file): one GET below the
     /// threshold, else ranges fetched in parallel, written in place, all pinned to one ETag
     /// (If-Match) so a concurrent overwrite cannot mix two versions in one file.
     pub async fn download_to_file(&self, key: &str, dest: &Path, size: u64, xfer: &Transfer) -> Result<ObjectMeta> {
@@ -191,7 +199,7 @@ impl Client {
             return self.get_to_file(key, dest, None).await;
         }
         let io = |e: std::io::Error| Error::new("GetObject", dest.display().to_string(), ErrorKind::Io(e.to_string()));
-        let file = std::fs::File::create(dest).map_err(io)?;
+        let file = std::fs::File::options().write(true).create_new(true).open(dest).map_err(io)?;
         file.set_len(size).map_err(io)?;
         let file = Arc::new(file);
         let part = xfer.part_size.max(MIN_PART);
@@ -232,6 +240,8 @@ impl Client {
         }
     }
 
+    /// One range into its place in the file. A body cut off mid-way resumes from the last
+    /// byte written (a few times), instead of failing the whole download.
     async fn fetch_range(
         &self,
         key: &str,
@@ -240,25 +250,35 @@ impl Client {
         len: u64,
         etag: Option<&str>,
     ) -> Result<(ObjectMeta, u64)> {
+        let end = offset + len;
         let mut at = offset;
-        let (meta, got) = self
-            .get_into(key, Some((offset, offset + len - 1)), etag, |chunk| {
-                // Positional writes of one chunk land in the page cache; cheap enough inline.
-                let r = file.write_all_at(&chunk, at);
-                at += chunk.len() as u64;
-                std::future::ready(r)
-            })
-            .await?;
-        if got != len {
+        let mut resumed = 0;
+        let meta = loop {
+            let result = self
+                .get_into(key, Some((at, end - 1)), etag, |chunk| {
+                    // Positional writes of one chunk land in the page cache; cheap enough inline.
+                    let r = file.write_all_at(&chunk, at);
+                    at += chunk.len() as u64;
+                    std::future::ready(r)
+                })
+                .await;
+            match result {
+                Ok((meta, _)) => break meta,
+                Err(e) if super::retry::is_retryable(&e) && resumed < 3 && at < end => resumed += 1,
+                Err(e) => return Err(e),
+            }
+        };
+        if at != end {
             return Err(Error::new(
                 "GetObject",
                 self.uri(key),
                 ErrorKind::Transport(format!(
-                    "range at {offset}: got {got} of {len} bytes (does the store support Range?)"
+                    "range at {offset}: got {} of {len} bytes (does the store support Range?)",
+                    at - offset
                 )),
             ));
         }
-        Ok((meta, got))
+        Ok((meta, len))
     }
 }
 

@@ -43,12 +43,18 @@ impl PutOptions {
             req = req.header(format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone());
         }
         if conditional {
-            if let Some(tag) = &self.if_match {
-                req = req.header("if-match", quote(tag));
-            }
-            if self.if_none_match {
-                req = req.header("if-none-match", "*");
-            }
+            req = self.conditions(req);
+        }
+        req
+    }
+
+    /// Only If-Match / If-None-Match (CompleteMultipartUpload takes these, not the rest).
+    pub(crate) fn conditions<'a>(&self, mut req: Request<'a>) -> Request<'a> {
+        if let Some(tag) = &self.if_match {
+            req = req.header("if-match", quote(tag));
+        }
+        if self.if_none_match {
+            req = req.header("if-none-match", "*");
         }
         req
     }
@@ -223,9 +229,10 @@ impl Client {
         }
     }
 
-    /// Stream an object (or `range` = (first, last) inclusive) into a new file at `dest`.
+    /// Stream an object (or `range` = (first, last) inclusive) into a new file at `dest`,
+    /// which must not exist yet (never follows a symlink planted there).
     pub async fn get_to_file(&self, key: &str, dest: &Path, range: Option<(u64, u64)>) -> Result<ObjectMeta> {
-        let mut file = std::fs::File::create(dest).map_err(|e| {
+        let mut file = std::fs::File::options().write(true).create_new(true).open(dest).map_err(|e| {
             Error::new("GetObject", dest.display().to_string(), ErrorKind::Io(format!("creating: {e}")))
         })?;
         // Chunks land in the page cache; a synchronous write of one is cheap.

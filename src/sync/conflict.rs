@@ -177,7 +177,8 @@ fn prompt(ctx: &Arc<Ctx>, item: &Job, names: &Names) -> Option<Keep> {
 
 /// `diff -u` of the two versions through the pager (S4: diff + less).
 fn show_diff(ctx: &Arc<Ctx>, key: &str, names: &Names) {
-    let tmp = std::env::temp_dir().join(format!("{}{}", crate::fsutil::TMP_PREFIX, std::process::id()));
+    // A fresh name, created exclusively: another user cannot plant a symlink to redirect it.
+    let tmp = crate::fsutil::temp_path(&std::env::temp_dir().join("diff"));
     let remote_key = ctx.remote_key(key);
     let got = tokio::runtime::Handle::current().block_on(ctx.client.get_to_file(&remote_key, &tmp, None));
     if let Err(e) = got {

@@ -18,7 +18,6 @@ pub struct Ctx {
     pub prefix: String,
     pub transfer: Transfer,
     pub progress: Progress,
-    pub canonical_root: PathBuf,
 }
 
 /// One key's work, as planned: the decision plus what the plan saw of each side.
@@ -73,7 +72,7 @@ impl Ctx {
 
     pub async fn run(self: Arc<Self>, job: Job) -> Outcome {
         let result = match job.decision {
-            Decision::Upload { .. } => self.upload(&job.key).await,
+            Decision::Upload { .. } => self.upload(&job).await,
             Decision::Download { ts, .. } => self.download(&job, ts).await,
             Decision::DeleteLocal { .. } => self.delete_local(&job),
             Decision::Conflict => Ok(match super::conflict::identical(&self, &job).await {
@@ -85,32 +84,61 @@ impl Ctx {
         Outcome { job, result }
     }
 
-    async fn upload(&self, key: &str) -> Result<Done, String> {
+    async fn upload(&self, job: &Job) -> Result<Done, String> {
+        let key = job.key.as_str();
         let path = self.root.join(key);
         let meta = std::fs::metadata(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         // The mtime before reading: if the file changes during the upload, the index holds
         // an older stamp than the file, and the next sync uploads again.
         let mtime = mtime_of(&meta);
-        let opts = PutOptions { content_type: Some(crate::content_type::detect(&path, key)), ..Default::default() };
-        self.client
-            .put_file(&self.remote_key(key), &path, meta.len(), &opts, &self.transfer)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Write only over the object the plan saw (its ETag), or only where none was: an
+        // object another machine wrote since the listing is not overwritten (on stores that
+        // honour conditional writes; others ignore the headers).
+        let (if_match, if_none_match) = match job.remote_lm {
+            Some(_) => (job.etag.clone(), false),
+            None => (None, true),
+        };
+        let opts = PutOptions {
+            content_type: Some(crate::content_type::detect(&path, key)),
+            if_match,
+            if_none_match,
+            ..Default::default()
+        };
+        match self.client.put_file(&self.remote_key(key), &path, meta.len(), &opts, &self.transfer).await {
+            Ok(_) => {}
+            Err(e) if e.is_precondition_failed() => {
+                return Err(format!("{key} changed on S3 during the sync; kept both, will decide next run ({e})"))
+            }
+            Err(e) => return Err(e.to_string()),
+        }
         self.progress.add(1, meta.len());
         Ok(Done::Uploaded { mtime, bytes: meta.len() })
     }
 
-    /// The parent directory for `key`, created if needed, and proven to lie inside the root
-    /// (a symlinked directory must not lead a download outside the synced folder).
+    /// The destination for `key`, its directories created one by one under the root. A
+    /// component that is a symlink (or a file) stops it before anything is created: a linked
+    /// directory must not lead a download outside the synced folder.
     fn safe_parent(&self, key: &str) -> Result<PathBuf, String> {
-        let dest = self.root.join(key);
-        let parent = dest.parent().unwrap_or(&self.root).to_path_buf();
-        std::fs::create_dir_all(&parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
-        let real = std::fs::canonicalize(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        if !real.starts_with(&self.canonical_root) {
-            return Err(format!("{} leads outside {}; skipped", parent.display(), self.root.display()));
+        let mut dir = self.root.clone();
+        let mut parts = key.split('/').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                return Ok(dir.join(part));
+            }
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(format!("{} is a symlink; not following it for a download; skipped", dir.display()))
+                }
+                Ok(_) => return Err(format!("{} is a file, not a folder; skipped", dir.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?
+                }
+                Err(e) => return Err(format!("{}: {e}", dir.display())),
+            }
         }
-        Ok(dest)
+        Err("empty key".into())
     }
 
     async fn download(&self, job: &Job, ts: i64) -> Result<Done, String> {
@@ -140,6 +168,10 @@ impl Ctx {
         file.sync_all().map_err(io)?;
         drop(file);
         check_unchanged(dest, job.local_mtime)?;
+        // An update keeps the file's permissions (a private file stays private).
+        if let Ok(m) = std::fs::metadata(dest) {
+            let _ = std::fs::set_permissions(tmp, m.permissions());
+        }
         std::fs::rename(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
         self.progress.add(1, meta.size);
         Ok(Done::Downloaded { lm: job.remote_lm.or(meta.last_modified), bytes: meta.size })

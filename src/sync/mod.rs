@@ -80,7 +80,6 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         prefix: prefix.to_string(),
         transfer: opts.transfer,
         progress: crate::progress::Progress::new(!opts.json),
-        canonical_root: std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
     });
     let mut run = Run {
         ctx: ctx.clone(),
@@ -450,6 +449,9 @@ impl Run<'_> {
         if matches!(job.decision, Decision::DeleteRemote { .. }) {
             self.deletes.push(job);
             if self.deletes.len() >= 1000 {
+                while self.set.len() >= self.opts.jobs.max(1) {
+                    self.collect_one(idx).await?;
+                }
                 self.flush_deletes();
             }
         } else {
