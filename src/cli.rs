@@ -48,8 +48,8 @@ pub struct SyncCmd {
     /// one JSON object per action (and a summary) on stdout
     #[argh(switch)]
     pub json: bool,
-    /// transfers in flight at once (default 16)
-    #[argh(option, default = "16")]
+    /// transfers in flight at once (default 32)
+    #[argh(option, default = "32")]
     pub jobs: usize,
     /// follow symlinks that point inside the local folder
     #[argh(switch)]
@@ -72,8 +72,8 @@ pub struct DaemonCmd {
     /// seconds between checks of S3 for remote changes (default 30)
     #[argh(option, default = "30")]
     pub poll: u64,
-    /// transfers in flight at once (default 16)
-    #[argh(option, default = "16")]
+    /// transfers in flight at once (default 32)
+    #[argh(option, default = "32")]
     pub jobs: usize,
 }
 

@@ -7,6 +7,8 @@
 # S4_TEST_BUCKET (exists, key has read/write/owner) and S4_TEST_STORE=garage.
 # Installs Garage with `cargo install garage --version 2.5.0 --locked` if it is missing (~9 min).
 # Garage stops when this script exits (and in any case after S4_STORE_MAX_SECONDS, default 3600).
+# Knobs: S4_GARAGE_DB_ENGINE (sqlite; benches use lmdb), S4_GARAGE_COMPRESSION (1; benches
+# use none), S4_GARAGE_DIR (where the store keeps its data), S4_GARAGE_REGION (garage).
 # Quiet on success; prints its log on failure. Exit code: CMD's.
 set -euo pipefail
 
@@ -22,7 +24,7 @@ if [ "$#" -eq 0 ]; then
     exit 2
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/s4-garage.XXXXXX")
+tmp=$(mktemp -d "${S4_GARAGE_DIR:-${TMPDIR:-/tmp}}/s4-garage.XXXXXX")
 log="$tmp/setup.log"
 server_pid=""
 
@@ -114,7 +116,8 @@ admin_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 cat >"$tmp/garage.toml" <<EOF
 metadata_dir = "$tmp/meta"
 data_dir = "$tmp/data"
-db_engine = "sqlite"
+db_engine = "${S4_GARAGE_DB_ENGINE:-sqlite}"
+compression_level = "${S4_GARAGE_COMPRESSION:-1}"
 replication_factor = 1
 rpc_bind_addr = "127.0.0.1:$rpc_port"
 rpc_public_addr = "127.0.0.1:$rpc_port"
@@ -187,6 +190,10 @@ export S4_TEST_ACCESS_KEY="$ACCESS_KEY"
 export S4_TEST_SECRET_KEY="$SECRET_KEY"
 export S4_TEST_BUCKET="$BUCKET"
 export S4_TEST_STORE=garage
+# For the bench harness's cost columns: requests per S3 operation, and the store's CPU time.
+export S4_BENCH_METRICS_URL="http://127.0.0.1:$admin_port/metrics"
+store_pid=$(pgrep -P "$server_pid" -x garage 2>/dev/null | head -n 1 || true)   # server_pid is `timeout`
+export S4_BENCH_STORE_PID="${store_pid:-$server_pid}"
 
 set +e
 "$@"

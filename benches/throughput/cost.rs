@@ -61,10 +61,6 @@ impl Probe {
         p
     }
 
-    pub fn has_metrics(&self) -> bool {
-        self.metrics.is_some()
-    }
-
     pub fn mark(&self) -> Mark {
         let requests = self.requests();
         let (self_cpu, child_cpu) = proc_cpu("self").map(|c| (c.0, c.1)).unwrap_or((0.0, 0.0));
@@ -129,7 +125,9 @@ fn http_get(host: &str, path: &str) -> Option<String> {
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     let (head, body) = body.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string()).or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
 }
 
 pub fn median(xs: &[f64]) -> f64 {

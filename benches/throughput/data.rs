@@ -101,11 +101,7 @@ pub fn same_tree(a: &Path, b: &Path) -> Result<(), String> {
     if fa != fb {
         let missing = fa.iter().find(|p| !fb.contains(p));
         let extra = fb.iter().find(|p| !fa.contains(p));
-        return Err(format!(
-            "{} files vs {} (first missing: {missing:?}, first extra: {extra:?})",
-            fa.len(),
-            fb.len()
-        ));
+        return Err(format!("{} files vs {} (first missing: {missing:?}, first extra: {extra:?})", fa.len(), fb.len()));
     }
     for p in &fa {
         same_file(&a.join(p), &b.join(p))?;

@@ -28,7 +28,8 @@ pub struct Config {
     pub retry: Policy,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
-    /// `None`: send UNSIGNED-PAYLOAD over https (TLS protects the body) and hash over http.
+    /// `None`: UNSIGNED-PAYLOAD over https (TLS protects the body) and for file bodies; other
+    /// bodies hashed over http. `Some(false)` hashes every body (reading files twice).
     pub unsigned_payload: Option<bool>,
 }
 
@@ -241,7 +242,11 @@ impl Client {
     }
 
     async fn payload_hash(&self, req: &Request<'_>) -> Result<String> {
-        if self.unsigned() {
+        // File bodies (uploads, parts) are not hashed unless asked: hashing means reading the
+        // file twice and costs the CPU the store shares with us (DESIGN.md; benches/ measured
+        // 401 → 485 MiB/s). In-memory bodies are cheap to hash, so over http they still are.
+        let file = matches!(req.payload, Payload::File { .. });
+        if self.unsigned() || (file && self.inner.cfg.unsigned_payload.is_none()) {
             return Ok(sigv4::UNSIGNED_PAYLOAD.into());
         }
         match &req.payload {

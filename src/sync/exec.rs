@@ -132,9 +132,14 @@ impl Ctx {
                     return Err(format!("{} is a symlink; not following it for a download; skipped", dir.display()))
                 }
                 Ok(_) => return Err(format!("{} is a file, not a folder; skipped", dir.display())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    // A parallel download made it first: fine if it is a real directory.
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::AlreadyExists
+                            && std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) => {}
+                    Err(e) => return Err(format!("creating {}: {e}", dir.display())),
+                },
                 Err(e) => return Err(format!("{}: {e}", dir.display())),
             }
         }
