@@ -113,11 +113,13 @@ while [ "$admin_port" = "$rpc_port" ] || [ "$admin_port" = "$s3_port" ]; do admi
 rpc_secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 admin_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
+compression=${S4_GARAGE_COMPRESSION:-1}   # a zstd level, or none
+case "$compression" in none) compression='"none"' ;; esac
 cat >"$tmp/garage.toml" <<EOF
 metadata_dir = "$tmp/meta"
 data_dir = "$tmp/data"
 db_engine = "${S4_GARAGE_DB_ENGINE:-sqlite}"
-compression_level = "${S4_GARAGE_COMPRESSION:-1}"
+compression_level = $compression
 replication_factor = 1
 rpc_bind_addr = "127.0.0.1:$rpc_port"
 rpc_public_addr = "127.0.0.1:$rpc_port"

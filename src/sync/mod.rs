@@ -97,7 +97,17 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     run.sync_one(&mut idx, ".syncignore", &mut deferred).await?;
     run.drain(&mut idx).await?;
     let rules = Arc::new(load_rules(client, prefix, root).await?);
-    deferred.extend(run.main_pass(&mut idx, client, prefix, root, rules).await?);
+    match run.main_pass(&mut idx, client, prefix, root, rules).await {
+        Ok(more) => deferred.extend(more),
+        Err(e) => {
+            // Keep what finished: the next run then resumes instead of re-checking it all.
+            let _ = run.drain(&mut idx).await;
+            if !opts.dry_run && idx.uncommitted > 0 {
+                let _ = idx.commit(client, prefix).await;
+            }
+            return Err(e);
+        }
+    }
     run.drain(&mut idx).await?;
     if interrupted() {
         deferred.clear();
