@@ -48,7 +48,7 @@ pub struct IgnoreRules {
 }
 
 /// Names always ignored at the root (cannot be negated).
-const ROOT_RESERVED: [&str; 2] = [".index", ".s4lock"];
+const ROOT_RESERVED: [&str; 3] = [".index", ".s4lock", ".s4lease"];
 /// Basename prefix of temp files, always ignored at any depth.
 const TMP_PREFIX: &str = ".s4tmp-";
 
@@ -376,6 +376,7 @@ mod tests {
         // built-ins, not negatable
         ("", ".index", false, true),
         ("", ".s4lock", false, true),
+        ("", ".s4lease", false, true),
         ("!.index\n!.s4lock", ".index", false, true),
         ("", "sub/.index", false, false),
         ("", ".s4tmp-x", false, true),

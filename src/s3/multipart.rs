@@ -144,6 +144,17 @@ impl Client {
         match self.upload_parts(key, &upload_id, path, size, part, xfer.concurrency).await {
             Ok(etags) => match self.complete_multipart(key, &upload_id, &etags, opts).await {
                 Ok(etag) => Ok(Some(etag)),
+                // A retry after a lost answer finds the upload already completed (404
+                // NoSuchUpload): the object is there if it has our size and our part count.
+                Err(e) if e.status() == Some(404) => match self.head(key).await {
+                    Ok(Some(m))
+                        if m.size == size
+                            && m.etag.as_ref().is_some_and(|t| t.ends_with(&format!("-{}", etags.len()))) =>
+                    {
+                        Ok(m.etag)
+                    }
+                    _ => Err(e),
+                },
                 Err(e) => {
                     let _ = self.abort_multipart(key, &upload_id).await;
                     Err(e)

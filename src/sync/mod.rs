@@ -6,7 +6,7 @@ pub mod exec;
 pub mod index;
 pub mod plan;
 pub mod scan;
-mod state;
+pub(crate) mod state;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -352,7 +352,7 @@ impl Run<'_> {
     ) -> Result<Option<(String, Object)>, String> {
         while let Some(o) = lister.next_object().await.map_err(|e| e.to_string())? {
             let Some(rel) = o.key.strip_prefix(prefix) else { continue };
-            if rel.is_empty() || rel == ".index" || rel == ".s4lock" {
+            if rel.is_empty() || rel == ".index" || rel == ".s4lock" || rel == state::LEASE {
                 continue;
             }
             if !crate::fsutil::is_safe_key(rel) {

@@ -184,9 +184,17 @@ impl Indexes {
             }
         }
         if self.conditional == Some(false) {
-            self.merge_newer(client).await?;
-            self.remote_etag = self.put_remote(client, None, false).await.map_err(|e| e.to_string())?;
-            return Ok(());
+            let lease = Lease::acquire(client, &self.lease_key()).await;
+            let result = async {
+                self.merge_newer(client).await?;
+                self.remote_etag = self.put_remote(client, None, false).await.map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            .await;
+            if let Some(lease) = lease {
+                lease.release(client).await;
+            }
+            return result;
         }
         for _ in 0..8 {
             match self.put_remote(client, self.remote_etag.clone(), !self.remote_existed).await {
@@ -203,6 +211,11 @@ impl Indexes {
             }
         }
         Err(format!("{}: gave up after repeated concurrent updates", client.uri(&self.remote_key)))
+    }
+
+    fn lease_key(&self) -> String {
+        let prefix = self.remote_key.strip_suffix(".index").unwrap_or("");
+        format!("{prefix}{LEASE}")
     }
 
     /// Someone else wrote the remote index: take theirs and re-apply the keys we changed.
@@ -239,5 +252,62 @@ impl Indexes {
         self.remote_etag = etag;
         self.remote_existed = existed;
         Ok(())
+    }
+}
+
+/// The lease object beside the index, for stores that ignore conditional writes.
+pub const LEASE: &str = ".s4lease";
+const LEASE_SECS: u64 = 30;
+
+/// A best-effort mutex for index writes on stores without conditional writes (SPEC-S4 §2):
+/// write `{owner} {expiry}` beside the index, wait a moment, read it back; whoever's write
+/// stayed holds it. Expiring (30 s) so a crashed machine cannot block the others for long.
+struct Lease {
+    key: String,
+    token: String,
+}
+
+impl Lease {
+    async fn acquire(client: &Client, key: &str) -> Option<Lease> {
+        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let token = format!("{}-{nanos}", std::process::id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(LEASE_SECS + 5);
+        while std::time::Instant::now() < deadline {
+            let held = match client.get_bytes(key).await {
+                Ok(Some((b, _))) => String::from_utf8_lossy(&b).into_owned(),
+                Ok(None) => String::new(),
+                Err(_) => return None,
+            };
+            let mut parts = held.split_whitespace();
+            let (owner, expiry) =
+                (parts.next().unwrap_or(""), parts.next().and_then(|e| e.parse::<u64>().ok()).unwrap_or(0));
+            if owner.is_empty() || owner == token || expiry <= now() {
+                let body = format!("{token} {}", now() + LEASE_SECS);
+                if client.put(key, Payload::Bytes(body.into()), &PutOptions::default()).await.is_err() {
+                    return None;
+                }
+                // Let a writer racing us land, then see whose write stayed.
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                match client.get_bytes(key).await {
+                    Ok(Some((b, _))) if String::from_utf8_lossy(&b).starts_with(&format!("{token} ")) => {
+                        return Some(Lease { key: key.to_string(), token });
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        crate::warn!("{} stayed held by another machine; writing the index anyway", client.uri(key));
+        None
+    }
+
+    async fn release(self, client: &Client) {
+        if let Ok(Some((b, _))) = client.get_bytes(&self.key).await {
+            if String::from_utf8_lossy(&b).starts_with(&format!("{} ", self.token)) {
+                let _ = client.delete(&self.key).await;
+            }
+        }
     }
 }
