@@ -15,5 +15,6 @@ pub mod log;
 pub mod progress;
 pub mod s3;
 pub mod sync;
+pub mod watch;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -490,33 +490,46 @@ fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn daemon_syncs_local_changes_and_polls_remote_ones() {
-    let e = Env::new("daemon");
-    e.add("a");
-    write(&e.folder("a").join("before.txt"), "b", -100);
-    /// Stops the daemon even when an assertion fails first.
-    struct Daemon(std::process::Child);
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+/// Stops a daemon even when an assertion fails first.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    let _daemon = Daemon(
+}
+
+fn daemon(e: &Env, poll: &str) -> Daemon {
+    Daemon(
         Command::new(support::s4_bin!())
-            .args(["--no-colors", "daemon", "a", "--poll", "1", "--read-delay", "200"])
+            .args(["--no-colors", "daemon", "a", "--poll", poll, "--read-delay", "200"])
             .env("S4_CONFIG", e.conf())
             .env("HOME", e.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
-    );
+    )
+}
+
+#[test]
+fn daemon_watches_new_folders_and_polls_s3() {
+    let e = Env::new("daemon");
+    e.add("a");
+    write(&e.folder("a").join("before.txt"), "b", -100);
     let keys = |e: &Env| e.remote_keys();
-    eventually("upload the file present at start", || keys(&e).contains(&"before.txt".to_string()));
-    write(&e.folder("a").join("new/dir/later.txt"), "l", 0);
-    eventually("upload a file made in a new directory", || keys(&e).contains(&"new/dir/later.txt".to_string()));
+    {
+        // S3 is not polled within this test's life (--poll 3600): local changes must come
+        // from the watch, including a file in a directory created after the start.
+        let _d = daemon(&e, "3600");
+        eventually("upload the file present at start", || keys(&e).contains(&"before.txt".to_string()));
+        std::fs::create_dir_all(e.folder("a").join("new/dir")).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        write(&e.folder("a").join("new/dir/later.txt"), "l", 0);
+        eventually("upload a file made in a new directory", || keys(&e).contains(&"new/dir/later.txt".to_string()));
+    }
+    let _d = daemon(&e, "1");
     e.put_remote("from-elsewhere.txt", "remote");
     eventually("download a remote change", || e.folder("a").join("from-elsewhere.txt").exists());
 }

@@ -194,9 +194,10 @@ fn add(total: &mut Report, r: &Report) {
     total.planned += r.planned;
 }
 
-/// Keep syncing: on local changes (checked every --read-delay ms by a cheap scan of the
-/// folder's mtimes) and every --poll seconds for remote ones. Errors are logged and the loop
-/// goes on: a network outage must not end the daemon.
+/// Keep syncing: on local changes (inotify on every folder, new ones included; a cheap rescan
+/// every --read-delay ms where inotify is unavailable) and every --poll seconds for S3's
+/// changes, which S4 never looked for. Errors are logged and the loop goes on: a network
+/// outage must not end the daemon. SIGINT/SIGTERM end it after the sync in progress.
 fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
     let opts = Options {
         conflicts: conflict_mode(Some(&cmd.conflicts))?,
@@ -208,25 +209,54 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
     };
     let names = pick(config, &cmd.targets)?;
     let rt = runtime()?;
-    let mut fingerprints = std::collections::HashMap::new();
-    let mut last_sync = std::collections::HashMap::new();
+    let mut watched = std::collections::HashMap::new();
+    for name in &names {
+        let folder = PathBuf::from(lookup(config, name)?.local_folder);
+        let _ = std::fs::create_dir_all(&folder);
+        crate::info!("Watching {}", folder.display());
+        let eye = match crate::watch::watch(&folder) {
+            Ok(rx) => Eye::Inotify(rx),
+            Err(e) => {
+                crate::warn!("{e}; checking {} for changes every {} ms instead", folder.display(), cmd.read_delay);
+                Eye::Rescan(None)
+            }
+        };
+        watched.insert(name.clone(), (folder, eye, None::<std::time::Instant>));
+    }
     while !sync::interrupted() {
         for name in &names {
-            let Some(target) = config.get(name) else { continue };
-            let fp = fingerprint(&PathBuf::from(&target.local_folder));
-            let due = last_sync.get(name).is_none_or(|t: &std::time::Instant| t.elapsed().as_secs() >= cmd.poll);
-            if fingerprints.get(name) != Some(&fp) || due {
+            let Some((folder, eye, last)) = watched.get_mut(name) else { continue };
+            let changed = match eye {
+                Eye::Inotify(rx) => {
+                    let mut any = false;
+                    while rx.try_recv().is_ok() {
+                        any = true;
+                    }
+                    any
+                }
+                Eye::Rescan(fp) => fp.as_ref() != Some(&fingerprint(folder)),
+            };
+            let due = last.is_none_or(|t| t.elapsed().as_secs() >= cmd.poll);
+            if changed || due {
                 if let Err(e) = rt.block_on(sync_target(config, name, &opts)) {
                     crate::error!("There was an error syncing '{name}':\n{e}");
                 }
-                // After the sync, so our own downloads do not trigger another round.
-                fingerprints.insert(name.clone(), fingerprint(&PathBuf::from(&target.local_folder)));
-                last_sync.insert(name.clone(), std::time::Instant::now());
+                // After the sync, so our own downloads do not count as news.
+                if let Eye::Rescan(fp) = eye {
+                    *fp = Some(fingerprint(folder));
+                }
+                *last = Some(std::time::Instant::now());
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(cmd.read_delay.max(100)));
     }
     Ok(OK)
+}
+
+enum Eye {
+    Inotify(std::sync::mpsc::Receiver<()>),
+    /// Fallback: the folder's fingerprint at the last sync.
+    Rescan(Option<(u64, u64, u64)>),
 }
 
 /// Count, total size and newest mtime of the folder's files (a change to any file, a new
