@@ -70,6 +70,8 @@ pub struct DeleteFailure {
 pub struct Upload {
     pub key: String,
     pub upload_id: String,
+    /// Unix seconds, when the store says.
+    pub initiated: Option<i64>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -410,10 +412,11 @@ pub fn parse_list_multipart_uploads(
     x.children(|x, name| {
         match name {
             "Upload" => {
-                let [key, id] = x.fields(["Key", "UploadId"])?;
+                let [key, id, initiated] = x.fields(["Key", "UploadId", "Initiated"])?;
                 let key = required(key, "Key", name)?;
                 let upload_id = required(id, "UploadId", name)?;
-                uploads.push(Upload { key, upload_id });
+                let initiated = initiated.as_deref().and_then(parse_iso8601);
+                uploads.push(Upload { key, upload_id, initiated });
             }
             "IsTruncated" => truncated = parse_bool(&x.text()?, name)?,
             "NextKeyMarker" => next_key = non_empty(x.text()?),

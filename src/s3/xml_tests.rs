@@ -145,7 +145,8 @@ fn multipart_documents() {
 <DisplayName>u</DisplayName></Initiator><Owner><ID>o</ID></Owner><StorageClass>STANDARD</StorageClass>
 <Initiated>2010-11-10T20:48:33.000Z</Initiated></Upload></ListMultipartUploadsResult>"#;
     let (list, truncated, key, id) = parse_list_multipart_uploads(uploads.as_bytes()).unwrap();
-    let want = r#"[Upload { key: "my divisor", upload_id: "XMgbGlrZSBlbHZpbmcncyBub3Q" }]"#;
+    let want =
+        r#"[Upload { key: "my divisor", upload_id: "XMgbGlrZSBlbHZpbmcncyBub3Q", initiated: Some(1289422113) }]"#;
     assert_eq!((format!("{list:?}").as_str(), truncated), (want, true));
     assert_eq!((key, id), (some("my+movie.m2ts"), some("YW55IGlkZWE")));
 }

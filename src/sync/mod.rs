@@ -74,6 +74,9 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     }
     let _lock = if opts.dry_run { None } else { Some(lock(root)?) };
     let mut idx = Indexes::load(client, root, prefix).await?;
+    if !opts.dry_run {
+        abort_stale_uploads(client, prefix).await;
+    }
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         root: root.to_path_buf(),
@@ -132,6 +135,24 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         crate::info!("Nothing to update");
     }
     Ok(run.report)
+}
+
+/// Multipart uploads under the prefix begun over a day ago are leftovers of killed runs (ours
+/// or anyone's): they cost money until aborted. Younger ones may be another machine's, in
+/// flight. Best effort: stores without ListMultipartUploads (s3s-fs) are skipped quietly.
+async fn abort_stale_uploads(client: &Client, prefix: &str) {
+    const DAY: i64 = 24 * 3600;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let uploads = match client.list_multipart_uploads(prefix).await {
+        Ok(u) => u,
+        Err(e) => return crate::debug!("not checking for stale multipart uploads: {e}"),
+    };
+    for u in uploads.into_iter().filter(|u| u.initiated.is_some_and(|t| now - t > DAY)) {
+        match client.abort_multipart(&u.key, &u.upload_id).await {
+            Ok(()) => crate::info!("Aborted a stale multipart upload of {} (begun over a day ago)", client.uri(&u.key)),
+            Err(e) => crate::warn!("{e}"),
+        }
+    }
 }
 
 /// `.s4lock` held for the run; removed afterwards, as S4 does.
