@@ -4,7 +4,7 @@ use s4::commands;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let cmd = args.first().map(String::as_str).unwrap_or("s4");
+    let cmd = "s4";
     let rest = expand_aliases(&args[1.min(args.len())..]);
     let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
     let cli = match Cli::from_args(&[cmd], &refs) {
