@@ -730,3 +730,43 @@ fn random_operations_on_two_folders_converge() {
         }
     }
 }
+
+#[test]
+fn file_restored_with_its_old_mtime_is_not_deleted_everywhere() {
+    let e = Env::new("restore");
+    e.add("a");
+    e.add("b");
+    let f = e.folder("a").join("f.txt");
+    write(&f, "precious", -100);
+    let old = std::fs::metadata(&f).unwrap().modified().unwrap();
+    e.sync("a", &[]);
+    e.sync("b", &[]);
+    std::fs::remove_file(&f).unwrap();
+    e.sync("a", &[]);
+    assert_eq!(e.sync("b", &[]).count("deleted_local"), 1);
+    // Restored on a: same content, same mtime (cp -p, rsync -a, tar, trash restore).
+    std::fs::write(&f, "precious").unwrap();
+    std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+    let r = e.sync("a", &[]);
+    assert_eq!(r.actions(), vec![("upload".into(), "f.txt".into())], "{}", r.stderr);
+    let r = e.sync("b", &[]);
+    let r2 = e.sync("a", &[]);
+    assert!(f.exists(), "restored file deleted: b {:?}, then a {:?}", r.actions(), r2.actions());
+    assert_eq!(r.actions(), vec![("download".into(), "f.txt".into())], "{}", r.stderr);
+}
+
+#[test]
+fn recreated_after_deletion_settled_uploads_without_conflict() {
+    let e = Env::new("recreate");
+    e.add("a");
+    write(&e.folder("a").join("f.txt"), "v1", -100);
+    assert_eq!(e.sync("a", &[]).count("uploaded"), 1);
+    std::fs::remove_file(e.folder("a").join("f.txt")).unwrap();
+    let r = e.sync("a", &[]);
+    assert_eq!(r.actions(), vec![("delete_remote".into(), "f.txt".into())], "{}", r.stderr);
+    let r = e.sync("a", &[]); // a no-op that drops the local tombstone
+    assert_eq!((r.code, r.actions()), (0, vec![]), "{}", r.stderr);
+    write(&e.folder("a").join("f.txt"), "v2", 50);
+    let r = e.sync("a", &[]);
+    assert_eq!((r.code, r.actions()), (0, vec![("upload".into(), "f.txt".into())]), "{}", r.stderr);
+}

@@ -111,11 +111,16 @@ pub fn decide(l: Side, r: Side) -> Decision {
     let same = l.stamp == r.stamp;
     let up = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Upload { kind, ts });
     let down = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Download { kind, ts });
+    let above = |s: Option<i64>| s.map_or(i64::MIN, |s| s.saturating_add(1));
     // Fix: this machine's deletion was already carried out and agreed (a tombstone), and S3
-    // now holds a version with another stamp: someone re-created the file since. S4 called
-    // this a conflict; nothing local can be lost by taking the new version.
-    if l.tombstone && r.real.is_some() && l.stamp != r.stamp {
-        let ts = if r.state == NoChanges { r.stamp.or(r.real) } else { r.real };
+    // holds the key again: someone re-created (or restored) it since. S4 called this a
+    // conflict, or with equal stamps deleted it everywhere; nothing local can be lost by
+    // taking it.
+    if l.tombstone && r.real.is_some() {
+        let ts = match r.state {
+            NoChanges => r.stamp.or(r.real),
+            _ => r.real.map(|t| t.max(above(l.stamp))),
+        };
         return down(Kind::Create, ts);
     }
     match (l.state, r.state) {
@@ -138,8 +143,13 @@ pub fn decide(l: Side, r: Side) -> Decision {
         (NoChanges, Updated) if same => down(Kind::Update, r.real),
         (Deleted, NoChanges) if same => l.stamp.map_or(D::Conflict, |ts| D::DeleteRemote { ts }),
         (NoChanges, Deleted) if same => r.stamp.map_or(D::Conflict, |ts| D::DeleteLocal { ts }),
-        (Deleted, Created) if same => down(Kind::Create, r.real),
-        (Created, Deleted) if same => up(Kind::Create, l.real),
+        // A re-creation over a deletion is stamped above it: a file restored with its old
+        // mtime would otherwise carry the deleted version's stamp and be deleted again.
+        (Deleted, Created) if same => down(Kind::Create, r.real.map(|t| t.max(above(l.stamp)))),
+        // A file this machine has no record of, where S3 has only a deletion: nothing on S3
+        // can be lost by uploading it (S4 required equal stamps, and a machine that had
+        // forgotten its tombstone saw a conflict on every run).
+        (Created, Deleted) => up(Kind::Create, l.real.map(|t| t.max(above(r.stamp)))),
         _ => D::Conflict,
     }
 }
@@ -266,7 +276,10 @@ mod tests {
             (tomb(4), s(NoChanges, Some(9), Some(8)), Download { kind: c, ts: 8 }),
             (tomb(4), s(Updated, Some(9), Some(8)), Download { kind: c, ts: 9 }),
             (tomb(4), s(Created, Some(9), None), Download { kind: c, ts: 9 }),
-            (tomb(4), s(NoChanges, Some(9), Some(4)), DeleteRemote { ts: 4 }),
+            // Restored elsewhere with the deleted version's stamp: taken, not deleted again.
+            (tomb(4), s(NoChanges, Some(9), Some(4)), Download { kind: c, ts: 4 }),
+            (s(Created, Some(4), None), tomb(4), Upload { kind: c, ts: 5 }),
+            (s(Created, Some(9), None), tomb(4), Upload { kind: c, ts: 9 }),
             (tomb(4), s(Deleted, None, Some(4)), Nothing),
         ];
         for (l, r, want) in rows {
