@@ -770,3 +770,25 @@ fn recreated_after_deletion_settled_uploads_without_conflict() {
     let r = e.sync("a", &[]);
     assert_eq!((r.code, r.actions()), (0, vec![("upload".into(), "f.txt".into())]), "{}", r.stderr);
 }
+
+/// On stores that ignore conditional writes, the index is written under a lease: a lease
+/// held elsewhere is waited for (and, if it never frees, the write goes ahead with a warning).
+#[test]
+fn index_write_waits_for_a_lease_held_elsewhere() {
+    if store().name != "garage" {
+        eprintln!("note: only stores that ignore conditional writes use the lease; skipped");
+        return;
+    }
+    let e = Env::new("lease");
+    e.add("a");
+    write(&e.folder("a").join("one.txt"), "1", -100);
+    assert_eq!(e.sync("a", &[]).count("uploaded"), 1);
+    let far = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    e.put_remote(".s4lease", &format!("other-machine {far}"));
+    write(&e.folder("a").join("two.txt"), "2", -50);
+    let r = e.sync("a", &[]);
+    assert_eq!(r.count("uploaded"), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("stayed held by another machine"), "{}", r.stderr);
+    // The lease object is never synced as a file.
+    assert!(!e.folder("a").join(".s4lease").exists());
+}

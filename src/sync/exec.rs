@@ -43,6 +43,8 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Done {
     Uploaded {
+        /// The ETag the store gave our upload, to recognise it in the next listing.
+        etag: Option<String>,
         mtime: f64,
         bytes: u64,
     },
@@ -104,15 +106,15 @@ impl Ctx {
             if_none_match,
             ..Default::default()
         };
-        match self.client.put_file(&self.remote_key(key), &path, meta.len(), &opts, &self.transfer).await {
-            Ok(_) => {}
+        let etag = match self.client.put_file(&self.remote_key(key), &path, meta.len(), &opts, &self.transfer).await {
+            Ok(etag) => etag,
             Err(e) if e.is_precondition_failed() => {
                 return Err(format!("{key} changed on S3 during the sync; kept both, will decide next run ({e})"))
             }
             Err(e) => return Err(e.to_string()),
-        }
+        };
         self.progress.add(1, meta.len());
-        Ok(Done::Uploaded { mtime, bytes: meta.len() })
+        Ok(Done::Uploaded { etag, mtime, bytes: meta.len() })
     }
 
     /// The destination for `key`, its directories created one by one under the root. A

@@ -296,6 +296,9 @@ impl Run<'_> {
             if local.as_ref().is_some_and(|i| item_key(i) == key) {
                 match local.take() {
                     Some(Item::File(f)) => lf = Some(f),
+                    // The root itself failed mid-walk: what it holds is unknown, and taking it
+                    // for empty would delete everything on S3.
+                    Some(Item::Skipped { key, reason, .. }) if key.is_empty() => return Err(reason),
                     Some(Item::Skipped { key, reason, error }) => {
                         crate::warn!("{reason}");
                         if error {
@@ -373,7 +376,7 @@ impl Run<'_> {
     ) -> Result<Option<(String, Object)>, String> {
         while let Some(o) = lister.next_object().await.map_err(|e| e.to_string())? {
             let Some(rel) = o.key.strip_prefix(prefix) else { continue };
-            if rel.is_empty() || rel == ".index" || rel == ".s4lock" || rel == state::LEASE {
+            if rel.is_empty() || rel == ".index" || rel == ".s4lock" || rel.starts_with(state::LEASE) {
                 continue;
             }
             if !crate::fsutil::is_safe_key(rel) {
@@ -565,12 +568,9 @@ impl Run<'_> {
             let key = job.key.as_str();
             let stamp = |ts: i64| Some(ts as f64);
             let bytes = match (&result, job.decision) {
-                (Ok(Done::Uploaded { mtime, bytes }), Decision::Upload { ts, .. }) => {
-                    idx.set_uploaded(
-                        key,
-                        Entry { local_timestamp: Some(*mtime), remote_timestamp: stamp(ts) },
-                        ts as f64,
-                    );
+                (Ok(Done::Uploaded { etag, mtime, bytes }), Decision::Upload { ts, .. }) => {
+                    let local = Entry { local_timestamp: Some(*mtime), remote_timestamp: stamp(ts) };
+                    idx.set_uploaded(key, local, ts as f64, etag.clone());
                     self.report.uploaded += 1;
                     self.report.bytes_up += bytes;
                     *bytes
@@ -578,6 +578,7 @@ impl Run<'_> {
                 (Ok(Done::Downloaded { lm, bytes }), Decision::Download { ts, .. }) => {
                     let local = Entry { local_timestamp: stamp(ts), remote_timestamp: stamp(ts) };
                     idx.set(key, local, Entry { local_timestamp: lm.map(|t| t as f64), remote_timestamp: stamp(ts) });
+                    idx.mark_downloaded(key);
                     self.report.downloaded += 1;
                     self.report.bytes_down += bytes;
                     *bytes

@@ -24,7 +24,10 @@ pub struct Indexes {
     /// to tell on a merge whether another machine changed the key meanwhile.
     base: BTreeMap<String, Option<Entry>>,
     /// Uploaded keys whose LastModified is not known yet (a PUT answer carries none).
-    pending: BTreeMap<String, ()>,
+    /// Value: the ETag our upload got, to tell our object from a later one in the listing.
+    pending: BTreeMap<String, Option<String>>,
+    /// Dirty keys whose change was a download (their remote entry describes someone else's upload).
+    downloaded: BTreeSet<String>,
     /// Changes since the last commit.
     pub uncommitted: usize,
     /// Does the store honour If-Match / If-None-Match on PUT? Learnt at the first commit.
@@ -63,6 +66,7 @@ impl Indexes {
             dirty: BTreeSet::new(),
             base: BTreeMap::new(),
             pending: BTreeMap::new(),
+            downloaded: BTreeSet::new(),
             uncommitted: 0,
             conditional: None,
         })
@@ -77,9 +81,13 @@ impl Indexes {
     }
 
     /// Record an upload; its LastModified is filled in by `commit` from one listing.
-    pub fn set_uploaded(&mut self, key: &str, local: Entry, stamp: f64) {
+    pub fn set_uploaded(&mut self, key: &str, local: Entry, stamp: f64, etag: Option<String>) {
         self.set(key, local, Entry { local_timestamp: None, remote_timestamp: Some(stamp) });
-        self.pending.insert(key.to_string(), ());
+        self.pending.insert(key.to_string(), etag);
+    }
+
+    pub fn mark_downloaded(&mut self, key: &str) {
+        self.downloaded.insert(key.to_string());
     }
 
     /// Change only the local record (the remote index already says the same).
@@ -110,8 +118,12 @@ impl Indexes {
             if rel > last.as_str() {
                 break;
             }
-            if self.pending.remove(rel).is_some() {
-                if let Some(e) = self.remote.get_mut(rel) {
+            if let Some(ours) = self.pending.remove(rel) {
+                // Another machine may have written the key since our upload: its LastModified
+                // must not be recorded against our version, or the two would never be compared.
+                // Left unknown, the next run sees a change on S3 and checks.
+                let theirs = matches!((&ours, &obj.etag), (Some(a), Some(b)) if a != b);
+                if let (Some(e), false) = (self.remote.get_mut(rel), theirs) {
                     e.local_timestamp = lm_of(&obj);
                 }
             }
@@ -144,6 +156,7 @@ impl Indexes {
         // stays bounded by the commit batch, not by the tree.
         self.dirty.clear();
         self.base.clear();
+        self.downloaded.clear();
         let bytes = index::encode(&self.local);
         fsutil::write_atomic(&self.local_path, 0o644, |f| std::io::Write::write_all(f, &bytes))
             .map_err(|e| format!("writing local index {}: {e}", self.local_path.display()))
@@ -162,26 +175,16 @@ impl Indexes {
     }
 
     async fn commit_remote(&mut self, client: &Client) -> Result<(), String> {
-        if self.conditional.is_none() && self.remote_existed {
-            // Does the store honour conditional writes? `If-None-Match: *` on an index that
-            // exists must fail. Merge first, so that if the store ignores the condition, what
-            // it writes is already our changes on top of its newest index.
-            self.merge_newer(client).await?;
-            match self.put_remote(client, None, true).await {
-                Ok(etag) => {
-                    crate::warn!(
-                        "{} ignores conditional writes (If-None-Match): syncs from several machines at the same \
-                         moment could overwrite each other's index changes; s4 re-reads and merges the index \
-                         just before each write to keep that window small",
-                        client.uri(&self.remote_key)
-                    );
-                    self.conditional = Some(false);
-                    self.remote_etag = etag;
-                    return Ok(());
-                }
-                Err(e) if e.is_precondition_failed() => self.conditional = Some(true),
-                Err(e) => return Err(e.to_string()),
+        if self.conditional.is_none() {
+            let honoured = probe_conditional(client, &self.lease_key()).await.map_err(|e| e.to_string())?;
+            if !honoured {
+                crate::warn!(
+                    "{} ignores conditional writes (If-None-Match): s4 takes a lease object and merges the \
+                     index just before each write so syncs from several machines do not overwrite each other",
+                    client.uri(&self.remote_key)
+                );
             }
+            self.conditional = Some(honoured);
         }
         if self.conditional == Some(false) {
             let lease = Lease::acquire(client, &self.lease_key()).await;
@@ -228,30 +231,50 @@ impl Indexes {
         for key in &self.dirty {
             let Some(ours) = self.remote.get(key) else { continue };
             let theirs = merged.get(key).copied();
-            let changed_by_others = self.base.get(key).is_some_and(|base| *base != theirs);
-            match theirs {
-                // Another machine wrote this key meanwhile, for the same object version (same
-                // LastModified) with another stamp: it uploaded what we downloaded. Its stamp
-                // wins and our local record adopts it, or both would transfer it again.
-                Some(theirs)
-                    if changed_by_others
-                        && theirs.local_timestamp.is_some()
-                        && theirs.local_timestamp == ours.local_timestamp
-                        && theirs.remote_timestamp != ours.remote_timestamp =>
-                {
-                    if let Some(l) = self.local.get_mut(key).filter(|l| !l.is_tombstone()) {
-                        l.remote_timestamp = theirs.remote_timestamp;
-                    }
+            let base = self.base.get(key).copied().flatten();
+            if self.base.get(key).is_some_and(|b| *b != theirs) {
+                // Another machine wrote this key meanwhile.
+                if base == Some(*ours) {
+                    continue; // we did not change its remote entry: theirs stands
                 }
-                _ => {
-                    merged.insert(key.clone(), *ours);
+                // It uploaded the very version we downloaded (same LastModified) under another
+                // stamp: its stamp wins, and our local record adopts it, or both machines would
+                // transfer it again.
+                if let Some(t) = theirs.filter(|t| {
+                    self.downloaded.contains(key)
+                        && t.local_timestamp.is_some()
+                        && t.local_timestamp == ours.local_timestamp
+                        && t.remote_timestamp != ours.remote_timestamp
+                }) {
+                    if let Some(l) = self.local.get_mut(key).filter(|l| !l.is_tombstone()) {
+                        l.remote_timestamp = t.remote_timestamp;
+                    }
+                    continue;
                 }
             }
+            merged.insert(key.clone(), *ours);
         }
         self.remote = merged;
         self.remote_etag = etag;
         self.remote_existed = existed;
         Ok(())
+    }
+}
+
+/// Does the store honour `If-None-Match: *`? Two conditional PUTs of a tiny probe object
+/// beside the index: the second must fail. Asked before the first index write of a run, so
+/// that write already takes the right path.
+async fn probe_conditional(client: &Client, lease_key: &str) -> crate::s3::Result<bool> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let key = format!("{lease_key}.probe-{}-{nanos}", std::process::id());
+    let create = PutOptions { if_none_match: true, ..Default::default() };
+    client.put(&key, Payload::Bytes("probe".into()), &create).await?;
+    let second = client.put(&key, Payload::Bytes("probe".into()), &create).await;
+    let _ = client.delete(&key).await;
+    match second {
+        Ok(_) => Ok(false),
+        Err(e) if e.is_precondition_failed() => Ok(true),
+        Err(e) => Err(e),
     }
 }
 
