@@ -27,6 +27,7 @@ fn is_ours(name: &str) -> bool {
 struct Watcher {
     inotify: Inotify,
     dirs: HashMap<WatchDescriptor, PathBuf>,
+    warned: bool,
 }
 
 impl Watcher {
@@ -34,8 +35,18 @@ impl Watcher {
     fn add_tree(&mut self, dir: &Path) {
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            if let Ok(wd) = self.inotify.watches().add(&d, mask()) {
-                self.dirs.insert(wd, d.clone());
+            match self.inotify.watches().add(&d, mask()) {
+                Ok(wd) => {
+                    self.dirs.insert(wd, d.clone());
+                }
+                Err(e) if !self.warned => {
+                    self.warned = true;
+                    crate::warn!(
+                        "cannot watch {} ({e}; see fs.inotify.max_user_watches): changes there wait for --poll",
+                        d.display()
+                    );
+                }
+                Err(_) => {}
             }
             if let Ok(rd) = std::fs::read_dir(&d) {
                 for e in rd.flatten() {
@@ -52,7 +63,7 @@ impl Watcher {
 /// `Err` when inotify is not available (then the daemon falls back to polling).
 pub fn watch(root: &Path) -> Result<Receiver<()>, String> {
     let inotify = Inotify::init().map_err(|e| format!("inotify: {e}"))?;
-    let mut w = Watcher { inotify, dirs: HashMap::new() };
+    let mut w = Watcher { inotify, dirs: HashMap::new(), warned: false };
     w.add_tree(root);
     let (tx, rx) = channel();
     std::thread::Builder::new()

@@ -232,6 +232,15 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
                     while rx.try_recv().is_ok() {
                         any = true;
                     }
+                    // Wait until the folder is quiet for --read-delay: a file still being
+                    // copied is not uploaded half-written.
+                    // (At most 100 rounds: a file written to without pause still gets synced.)
+                    let quiet = std::time::Duration::from_millis(cmd.read_delay.max(100));
+                    for _ in 0..100 {
+                        if !any || rx.recv_timeout(quiet).is_err() {
+                            break;
+                        }
+                    }
                     any
                 }
                 Eye::Rescan(fp) => fp.as_ref() != Some(&fingerprint(folder)),
@@ -241,9 +250,11 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
                 if let Err(e) = rt.block_on(sync_target(config, name, &opts)) {
                     crate::error!("There was an error syncing '{name}':\n{e}");
                 }
-                // After the sync, so our own downloads do not count as news.
-                if let Eye::Rescan(fp) = eye {
-                    *fp = Some(fingerprint(folder));
+                // After the sync, so our own downloads do not count as news (a change made
+                // during the sync is then caught by the next --poll).
+                match eye {
+                    Eye::Rescan(fp) => *fp = Some(fingerprint(folder)),
+                    Eye::Inotify(rx) => while rx.try_recv().is_ok() {},
                 }
                 *last = Some(std::time::Instant::now());
             }

@@ -275,7 +275,9 @@ impl Client {
                 .await;
             match result {
                 Ok((meta, _)) => break meta,
-                Err(e) if super::retry::is_retryable(&e) && resumed < 3 && at < end => resumed += 1,
+                // Only a range pinned to an ETag may resume: unpinned, the rest could come
+                // from a newer version of the object.
+                Err(e) if etag.is_some() && super::retry::is_retryable(&e) && resumed < 3 && at < end => resumed += 1,
                 Err(e) => return Err(e),
             }
         };

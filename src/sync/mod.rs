@@ -142,6 +142,9 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
 /// flight. Best effort: stores without ListMultipartUploads (s3s-fs) are skipped quietly.
 async fn abort_stale_uploads(client: &Client, prefix: &str) {
     const DAY: i64 = 24 * 3600;
+    if prefix.is_empty() {
+        return; // a whole bucket may be shared with other tools: their uploads are not ours to end
+    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let uploads = match client.list_multipart_uploads(prefix).await {
         Ok(u) => u,
