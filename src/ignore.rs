@@ -51,6 +51,14 @@ pub struct IgnoreRules {
 const ROOT_RESERVED: [&str; 3] = [".index", ".s4lock", ".s4lease"];
 /// Basename prefix of temp files, always ignored at any depth.
 const TMP_PREFIX: &str = ".s4tmp-";
+/// s4's own files at the root (index, lock, lease and its probes), never synced as content.
+pub fn is_reserved(path: &str) -> bool {
+    ROOT_RESERVED.contains(&path) || path.starts_with(LEASE_PROBE_PREFIX)
+}
+
+/// The probe objects s4 writes beside the index to learn whether a store honours conditional
+/// writes (deleted at once; a crash may leave one).
+pub const LEASE_PROBE_PREFIX: &str = ".s4lease.probe-";
 
 impl IgnoreRules {
     /// Parse the text of a .syncignore (may be empty).
@@ -67,7 +75,10 @@ impl IgnoreRules {
             return false;
         }
         let first = path.split('/').next().unwrap_or(path);
-        if ROOT_RESERVED.contains(&first) || path.split('/').any(|c| c.starts_with(TMP_PREFIX)) {
+        if ROOT_RESERVED.contains(&first)
+            || first.starts_with(LEASE_PROBE_PREFIX)
+            || path.split('/').any(|c| c.starts_with(TMP_PREFIX))
+        {
             return true;
         }
         if self.rules.is_empty() {
@@ -383,6 +394,8 @@ mod tests {
         ("", "a/b/.s4tmp-123", false, true),
         ("!.s4tmp-*", "a/.s4tmp-1", false, true),
         ("", "a/b.s4tmp-1", false, false),
+        ("", ".s4lease.probe-1-2", false, true),
+        ("", ".s4lease.bak", false, false),
         // only the relative path is matched (S4 bug: sync root under a dir named build)
         ("build", "x/y", false, false),
         ("build", "build", false, true),

@@ -221,11 +221,11 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
                 Eye::Rescan(None)
             }
         };
-        watched.insert(name.clone(), (folder, eye, None::<std::time::Instant>));
+        watched.insert(name.clone(), (folder, eye, None::<std::time::Instant>, false));
     }
     while !sync::interrupted() {
         for name in &names {
-            let Some((folder, eye, last)) = watched.get_mut(name) else { continue };
+            let Some((folder, eye, last, again)) = watched.get_mut(name) else { continue };
             let changed = match eye {
                 Eye::Inotify(rx) => {
                     let mut any = false;
@@ -245,16 +245,23 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
                 }
                 Eye::Rescan(fp) => fp.as_ref() != Some(&fingerprint(folder)),
             };
-            let due = last.is_none_or(|t| t.elapsed().as_secs() >= cmd.poll);
+            let due = *again || last.is_none_or(|t| t.elapsed().as_secs() >= cmd.poll);
             if changed || due {
                 if let Err(e) = rt.block_on(sync_target(config, name, &opts)) {
                     crate::error!("There was an error syncing '{name}':\n{e}");
                 }
-                // After the sync, so our own downloads do not count as news (a change made
-                // during the sync is then caught by the next --poll).
+                // After the sync, so our own downloads do not count as news. Events that came
+                // during it may also be the user's: one more sync then settles them (a quick
+                // no-op when they were only ours).
                 match eye {
                     Eye::Rescan(fp) => *fp = Some(fingerprint(folder)),
-                    Eye::Inotify(rx) => while rx.try_recv().is_ok() {},
+                    Eye::Inotify(rx) => {
+                        let mut during = false;
+                        while rx.try_recv().is_ok() {
+                            during = true;
+                        }
+                        *again = during && !*again;
+                    }
                 }
                 *last = Some(std::time::Instant::now());
             }

@@ -138,6 +138,7 @@ pub fn record_synced(idx: &mut Indexes, item: &Job, mtime: f64) {
         Entry { local_timestamp: Some(mtime), remote_timestamp: Some(stamp) },
         Entry { local_timestamp: lm, remote_timestamp: Some(stamp) },
     );
+    idx.mark_adoptable(&item.key);
 }
 
 fn stamp_text(side: &Side) -> String {

@@ -379,7 +379,7 @@ impl Run<'_> {
     ) -> Result<Option<(String, Object)>, String> {
         while let Some(o) = lister.next_object().await.map_err(|e| e.to_string())? {
             let Some(rel) = o.key.strip_prefix(prefix) else { continue };
-            if rel.is_empty() || rel == ".index" || rel == ".s4lock" || rel.starts_with(state::LEASE) {
+            if rel.is_empty() || crate::ignore::is_reserved(rel) {
                 continue;
             }
             if !crate::fsutil::is_safe_key(rel) {
@@ -581,7 +581,7 @@ impl Run<'_> {
                 (Ok(Done::Downloaded { lm, bytes }), Decision::Download { ts, .. }) => {
                     let local = Entry { local_timestamp: stamp(ts), remote_timestamp: stamp(ts) };
                     idx.set(key, local, Entry { local_timestamp: lm.map(|t| t as f64), remote_timestamp: stamp(ts) });
-                    idx.mark_downloaded(key);
+                    idx.mark_adoptable(key);
                     self.report.downloaded += 1;
                     self.report.bytes_down += bytes;
                     *bytes

@@ -146,10 +146,13 @@ pub fn decide(l: Side, r: Side) -> Decision {
         // A re-creation over a deletion is stamped above it: a file restored with its old
         // mtime would otherwise carry the deleted version's stamp and be deleted again.
         (Deleted, Created) if same => down(Kind::Create, r.real.map(|t| t.max(above(l.stamp)))),
-        // A file this machine has no record of, where S3 has only a deletion: nothing on S3
-        // can be lost by uploading it (S4 required equal stamps, and a machine that had
-        // forgotten its tombstone saw a conflict on every run).
-        (Created, Deleted) => up(Kind::Create, l.real.map(|t| t.max(above(r.stamp)))),
+        // A file this machine has no record of, where S3 has only a deletion: uploaded when
+        // it is newer than the deleted version (made after the deletion; S4 saw a conflict
+        // on every run once its tombstone was gone). An older one may be a stale copy (a
+        // crash before the index commit, a restored backup): a conflict, asked once.
+        (Created, Deleted) if same || l.real.zip(r.stamp).is_some_and(|(real, stamp)| real > stamp) => {
+            up(Kind::Create, l.real.map(|t| t.max(above(r.stamp))))
+        }
         _ => D::Conflict,
     }
 }
@@ -278,7 +281,8 @@ mod tests {
             (tomb(4), s(Created, Some(9), None), Download { kind: c, ts: 9 }),
             // Restored elsewhere with the deleted version's stamp: taken, not deleted again.
             (tomb(4), s(NoChanges, Some(9), Some(4)), Download { kind: c, ts: 4 }),
-            (s(Created, Some(4), None), tomb(4), Upload { kind: c, ts: 5 }),
+            (s(Created, Some(4), None), tomb(4), Decision::Conflict),
+            (s(Created, Some(3), None), tomb(4), Decision::Conflict),
             (s(Created, Some(9), None), tomb(4), Upload { kind: c, ts: 9 }),
             (tomb(4), s(Deleted, None, Some(4)), Nothing),
         ];

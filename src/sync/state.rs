@@ -26,8 +26,10 @@ pub struct Indexes {
     /// Uploaded keys whose LastModified is not known yet (a PUT answer carries none).
     /// Value: the ETag our upload got, to tell our object from a later one in the listing.
     pending: BTreeMap<String, Option<String>>,
-    /// Dirty keys whose change was a download (their remote entry describes someone else's upload).
-    downloaded: BTreeSet<String>,
+    /// Dirty keys whose remote entry describes an object version we are sure of (downloaded,
+    /// found identical, or an upload the listing confirmed by ETag): on a merge, another
+    /// machine's stamp for that same version may be adopted.
+    adoptable: BTreeSet<String>,
     /// Changes since the last commit.
     pub uncommitted: usize,
     /// Does the store honour If-Match / If-None-Match on PUT? Learnt at the first commit.
@@ -66,7 +68,7 @@ impl Indexes {
             dirty: BTreeSet::new(),
             base: BTreeMap::new(),
             pending: BTreeMap::new(),
-            downloaded: BTreeSet::new(),
+            adoptable: BTreeSet::new(),
             uncommitted: 0,
             conditional: None,
         })
@@ -86,8 +88,8 @@ impl Indexes {
         self.pending.insert(key.to_string(), etag);
     }
 
-    pub fn mark_downloaded(&mut self, key: &str) {
-        self.downloaded.insert(key.to_string());
+    pub fn mark_adoptable(&mut self, key: &str) {
+        self.adoptable.insert(key.to_string());
     }
 
     /// Change only the local record (the remote index already says the same).
@@ -126,6 +128,9 @@ impl Indexes {
                 if let (Some(e), false) = (self.remote.get_mut(rel), theirs) {
                     e.local_timestamp = lm_of(&obj);
                 }
+                if matches!((&ours, &obj.etag), (Some(a), Some(b)) if a == b) {
+                    self.adoptable.insert(rel.to_string());
+                }
             }
         }
         // Not in the listing (a store that lists late, or an odd key): ask each one directly.
@@ -156,7 +161,7 @@ impl Indexes {
         // stays bounded by the commit batch, not by the tree.
         self.dirty.clear();
         self.base.clear();
-        self.downloaded.clear();
+        self.adoptable.clear();
         let bytes = index::encode(&self.local);
         fsutil::write_atomic(&self.local_path, 0o644, |f| std::io::Write::write_all(f, &bytes))
             .map_err(|e| format!("writing local index {}: {e}", self.local_path.display()))
@@ -237,11 +242,11 @@ impl Indexes {
                 if base == Some(*ours) {
                     continue; // we did not change its remote entry: theirs stands
                 }
-                // It uploaded the very version we downloaded (same LastModified) under another
-                // stamp: its stamp wins, and our local record adopts it, or both machines would
+                // It recorded the very version we hold (same LastModified) under another stamp:
+                // its stamp wins, and our local record adopts it, or both machines would
                 // transfer it again.
                 if let Some(t) = theirs.filter(|t| {
-                    self.downloaded.contains(key)
+                    self.adoptable.contains(key)
                         && t.local_timestamp.is_some()
                         && t.local_timestamp == ours.local_timestamp
                         && t.remote_timestamp != ours.remote_timestamp
@@ -266,16 +271,28 @@ impl Indexes {
 /// that write already takes the right path.
 async fn probe_conditional(client: &Client, lease_key: &str) -> crate::s3::Result<bool> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let key = format!("{lease_key}.probe-{}-{nanos}", std::process::id());
+    let prefix = lease_key.strip_suffix(LEASE).unwrap_or("");
+    let key = format!("{prefix}{}{}-{nanos}", crate::ignore::LEASE_PROBE_PREFIX, std::process::id());
     let create = PutOptions { if_none_match: true, ..Default::default() };
-    client.put(&key, Payload::Bytes("probe".into()), &create).await?;
-    let second = client.put(&key, Payload::Bytes("probe".into()), &create).await;
-    let _ = client.delete(&key).await;
-    match second {
-        Ok(_) => Ok(false),
-        Err(e) if e.is_precondition_failed() => Ok(true),
-        Err(e) => Err(e),
+    let stale = PutOptions { if_match: Some("00000000000000000000000000000000".into()), ..Default::default() };
+    let body = || Payload::Bytes("probe".into());
+    // Index writes rely on both headers: both must be refused where they should be.
+    let outcome = async {
+        client.put(&key, body(), &create).await?;
+        let second = client.put(&key, body(), &create).await;
+        let third = client.put(&key, body(), &stale).await;
+        let refused = |r: &crate::s3::Result<Option<String>>| match r {
+            Err(e) if e.is_precondition_failed() => Ok(true),
+            Ok(_) => Ok(false),
+            // A store that rejects the header outright does not honour it either.
+            Err(e) if matches!(e.status(), Some(400) | Some(501)) => Ok(false),
+            Err(e) => Err(e.clone()),
+        };
+        Ok(refused(&second)? && refused(&third)?)
     }
+    .await;
+    let _ = client.delete(&key).await;
+    outcome
 }
 
 /// The lease object beside the index, for stores that ignore conditional writes.
