@@ -66,7 +66,8 @@ pub fn format_iso8601(secs: i64) -> String {
     format_utc(secs).replacen(' ', "T", 1) + "Z"
 }
 
-fn now_secs() -> i64 {
+/// Unix seconds now (0 if the clock is before 1970).
+pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 

@@ -145,7 +145,7 @@ async fn abort_stale_uploads(client: &Client, prefix: &str) {
     if prefix.is_empty() {
         return; // a whole bucket may be shared with other tools: their uploads are not ours to end
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = crate::log::now_secs();
     let uploads = match client.list_multipart_uploads(prefix).await {
         Ok(u) => u,
         Err(e) => return crate::debug!("not checking for stale multipart uploads: {e}"),

@@ -36,10 +36,6 @@ pub struct Indexes {
     conditional: Option<bool>,
 }
 
-fn lm_of(obj: &crate::s3::Object) -> Option<f64> {
-    crate::s3::xml::parse_iso8601(&obj.last_modified).map(|s| s as f64)
-}
-
 impl Indexes {
     pub async fn load(client: &Client, root: &std::path::Path, prefix: &str) -> Result<Indexes, String> {
         let local_path = root.join(".index");
@@ -126,7 +122,7 @@ impl Indexes {
                 // Left unknown, the next run sees a change on S3 and checks.
                 let theirs = matches!((&ours, &obj.etag), (Some(a), Some(b)) if a != b);
                 if let (Some(e), false) = (self.remote.get_mut(rel), theirs) {
-                    e.local_timestamp = lm_of(&obj);
+                    e.local_timestamp = super::lm_secs(&obj).map(|t| t as f64);
                 }
                 if matches!((&ours, &obj.etag), (Some(a), Some(b)) if a == b) {
                     self.adoptable.insert(rel.to_string());
@@ -309,7 +305,7 @@ struct Lease {
 
 impl Lease {
     async fn acquire(client: &Client, key: &str) -> Option<Lease> {
-        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = || crate::log::now_secs().max(0) as u64;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let token = format!("{}-{nanos}", std::process::id());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(LEASE_SECS + 5);
