@@ -7,6 +7,8 @@
 
 use std::str::Split;
 
+use crate::fsutil::TMP_PREFIX;
+
 /// One token of a single-component glob.
 #[derive(Debug, Clone)]
 enum Tok {
@@ -50,7 +52,6 @@ pub struct IgnoreRules {
 /// Names always ignored at the root (cannot be negated).
 const ROOT_RESERVED: [&str; 3] = [".index", ".s4lock", ".s4lease"];
 /// Basename prefix of temp files, always ignored at any depth.
-const TMP_PREFIX: &str = ".s4tmp-";
 /// s4's own files at the root (index, lock, lease and its probes), never synced as content.
 pub fn is_reserved(path: &str) -> bool {
     ROOT_RESERVED.contains(&path) || path.starts_with(LEASE_PROBE_PREFIX)

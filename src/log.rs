@@ -61,11 +61,6 @@ pub fn format_utc(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-/// `2026-11-24T19:14:25Z`, as S3 writes times.
-pub fn format_iso8601(secs: i64) -> String {
-    format_utc(secs).replacen(' ', "T", 1) + "Z"
-}
-
 /// Unix seconds now (0 if the clock is before 1970).
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)

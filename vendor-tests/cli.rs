@@ -132,13 +132,7 @@ impl Env {
     }
 
     fn client(&self) -> s4::s3::Client {
-        let s = store();
-        let creds = s4::s3::Credentials {
-            access_key_id: s.access_key.clone(),
-            secret_access_key: s.secret_key.clone(),
-            session_token: None,
-        };
-        s4::s3::Client::new(s4::s3::Config::new(Some(s.endpoint.clone()), s.region.clone(), creds), &s.bucket).unwrap()
+        support::client()
     }
 
     fn remote_keys(&self) -> Vec<String> {

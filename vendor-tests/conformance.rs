@@ -7,20 +7,9 @@ mod support;
 use std::path::Path;
 
 use s4::s3::{self, Client, Credentials, Payload, PutOptions, Transfer};
-use support::{store, unique_prefix, TestStore};
+use support::{client, client_with_secret, store, unique_prefix};
 
 const MIB: u64 = 1 << 20;
-
-fn client_with_secret(s: &TestStore, secret: &str) -> Client {
-    let creds =
-        Credentials { access_key_id: s.access_key.clone(), secret_access_key: secret.to_string(), session_token: None };
-    Client::new(s3::Config::new(Some(s.endpoint.clone()), s.region.clone(), creds), &s.bucket).unwrap()
-}
-
-fn client() -> Client {
-    let s = store();
-    client_with_secret(s, &s.secret_key)
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()

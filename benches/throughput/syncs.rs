@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::cost::Sample;
-use super::{data, Bench};
+use super::{data, tools, Bench};
 
 impl Bench {
     /// Upload, no-op and download syncs of many small files; every tool on its own prefix.
@@ -82,18 +82,9 @@ impl Bench {
         down: Option<(usize, &Path)>,
     ) -> bool {
         let n = data::files(src).map(|f| f.len() as u64).unwrap_or(0);
-        let r = data::link_tree(src, dir)
-            .map_err(|e| e.to_string())
-            .and_then(|_| self.s4.add(&self.probe, &format!("{tag}-up"), dir, prefix, &self.rss));
-        if let Err(e) = r {
-            self.note(up, "s4", format!("setup: {e}"));
-            return false;
-        }
-        let r = self.s4.sync(&self.probe, &format!("{tag}-up"), &self.rss).and_then(|(s, sum)| {
-            (sum.uploaded == n && sum.errors == 0)
-                .then_some(s)
-                .ok_or(format!("upload sync summary {sum:?}, expected {n} uploaded"))
-        });
+        let setup = data::link_tree(src, dir).map_err(|e| e.to_string());
+        let r = self.s4_phase(setup, &format!("{tag}-up"), dir, prefix, (n, "uploaded", |s| s.uploaded));
+        let Some(r) = r.map_err(|e| self.note(up, "s4", format!("setup: {e}"))).ok() else { return false };
         if !self.record(up, "s4", r) {
             return false;
         }
@@ -101,21 +92,30 @@ impl Bench {
             self.s4_noop(noop, &format!("{tag}-up"));
         }
         let Some((down, dl)) = down else { return true };
-        let r = std::fs::create_dir_all(dl)
-            .map_err(|e| e.to_string())
-            .and_then(|_| self.s4.add(&self.probe, &format!("{tag}-down"), dl, prefix, &self.rss));
-        if let Err(e) = r {
-            self.note(down, "s4", format!("setup: {e}"));
-            return true;
-        }
-        let r = self.s4.sync(&self.probe, &format!("{tag}-down"), &self.rss).and_then(|(s, sum)| {
-            (sum.downloaded == n && sum.errors == 0)
-                .then_some(s)
-                .ok_or(format!("download sync summary {sum:?}, expected {n} downloaded"))
-        });
+        let setup = std::fs::create_dir_all(dl).map_err(|e| e.to_string());
+        let r = self.s4_phase(setup, &format!("{tag}-down"), dl, prefix, (n, "downloaded", |s| s.downloaded));
+        let Some(r) = r.map_err(|e| self.note(down, "s4", format!("setup: {e}"))).ok() else { return true };
         let r = r.and_then(|s| data::same_tree(src, dl).map(|_| s));
         self.record(down, "s4", r);
         true
+    }
+
+    /// Add target `name` on `dir` (once `setup` succeeded; `Err` = setup failed), then sync it:
+    /// the summary must count `n` files in the field `what`.
+    fn s4_phase(
+        &mut self,
+        setup: Result<(), String>,
+        name: &str,
+        dir: &Path,
+        prefix: &str,
+        (n, what, count): (u64, &str, fn(&tools::Summary) -> u64),
+    ) -> Result<Result<Sample, String>, String> {
+        setup.and_then(|_| self.s4.add(&self.probe, name, dir, prefix, &self.rss))?;
+        Ok(self.s4.sync(&self.probe, name, &self.rss).and_then(|(s, sum)| {
+            (count(&sum) == n && sum.errors == 0)
+                .then_some(s)
+                .ok_or(format!("sync summary {sum:?}, expected {n} {what}"))
+        }))
     }
 
     pub(super) fn s4_noop(&mut self, row: usize, target: &str) {

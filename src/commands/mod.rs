@@ -158,7 +158,7 @@ fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
                 if !r.clean() {
                     code = code.max(PARTIAL);
                 }
-                add(&mut total, &r);
+                total.absorb(&r);
             }
             Err(e) => {
                 crate::error!("There was an error syncing '{name}':\n{e}");
@@ -180,18 +180,6 @@ fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
         );
     }
     Ok(code)
-}
-
-fn add(total: &mut Report, r: &Report) {
-    total.uploaded += r.uploaded;
-    total.downloaded += r.downloaded;
-    total.deleted_local += r.deleted_local;
-    total.deleted_remote += r.deleted_remote;
-    total.bytes_up += r.bytes_up;
-    total.bytes_down += r.bytes_down;
-    total.conflicts_skipped += r.conflicts_skipped;
-    total.errors += r.errors;
-    total.planned += r.planned;
 }
 
 /// Keep syncing: on local changes (inotify on every folder, new ones included; a cheap rescan

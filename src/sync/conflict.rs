@@ -128,10 +128,7 @@ pub fn record_synced(idx: &mut Indexes, item: &Job, mtime: f64) {
         plan::State::NoChanges => live(item.ri),
         _ => None,
     }
-    .unwrap_or_else(|| {
-        let above = |s: Option<i64>| s.map_or(f64::MIN, |s| (s + 1) as f64);
-        mtime.trunc().max(above(item.local.stamp)).max(above(item.remote.stamp))
-    });
+    .unwrap_or_else(|| (mtime as i64).max(plan::above(item.local.stamp)).max(plan::above(item.remote.stamp)) as f64);
     let lm = item.remote_lm.map(|t| t as f64);
     idx.set(
         &item.key,

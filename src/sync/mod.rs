@@ -53,6 +53,20 @@ impl Report {
     pub fn clean(&self) -> bool {
         self.errors == 0 && self.conflicts_skipped == 0 && !self.interrupted
     }
+
+    /// Add another target's counts (for the summary of a multi-target sync).
+    pub fn absorb(&mut self, r: &Report) {
+        self.uploaded += r.uploaded;
+        self.downloaded += r.downloaded;
+        self.deleted_local += r.deleted_local;
+        self.deleted_remote += r.deleted_remote;
+        self.bytes_up += r.bytes_up;
+        self.bytes_down += r.bytes_down;
+        self.conflicts_skipped += r.conflicts_skipped;
+        self.errors += r.errors;
+        self.planned += r.planned;
+        self.interrupted |= r.interrupted;
+    }
 }
 
 /// How a sync of one target is named in messages.
@@ -248,6 +262,14 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// What the plan needs of an S3 object, from a listing entry or a HEAD.
+struct RemoteObj {
+    size: u64,
+    /// LastModified, unix seconds.
+    lm: Option<i64>,
+    etag: Option<String>,
+}
+
 fn lm_secs(o: &Object) -> Option<i64> {
     crate::s3::xml::parse_iso8601(&o.last_modified)
 }
@@ -357,10 +379,9 @@ impl Run<'_> {
             mtime: scan::mtime_of(&m),
         });
         let remote_key = self.ctx.remote_key(key);
-        let ro = self.ctx.client.head(&remote_key).await.map_err(|e| e.to_string())?.map(|m| Object {
-            key: remote_key.clone(),
+        let ro = self.ctx.client.head(&remote_key).await.map_err(|e| e.to_string())?.map(|m| RemoteObj {
             size: m.size,
-            last_modified: m.last_modified.map(crate::log::format_iso8601).unwrap_or_default(),
+            lm: m.last_modified,
             etag: m.etag,
         });
         let (li, ri) = (idx.local.get(key).copied(), idx.remote.get(key).copied());
@@ -376,7 +397,7 @@ impl Run<'_> {
         prefix: &str,
         rules: &IgnoreRules,
         idx: &Indexes,
-    ) -> Result<Option<(String, Object)>, String> {
+    ) -> Result<Option<(String, RemoteObj)>, String> {
         while let Some(o) = lister.next_object().await.map_err(|e| e.to_string())? {
             let Some(rel) = o.key.strip_prefix(prefix) else { continue };
             if rel.is_empty() || crate::ignore::is_reserved(rel) {
@@ -389,7 +410,8 @@ impl Run<'_> {
             if rules.is_ignored(rel, false) && idx.local.get(rel).is_none_or(|e| e.is_tombstone()) {
                 continue;
             }
-            return Ok(Some((rel.to_string(), o)));
+            let lm = lm_secs(&o);
+            return Ok(Some((rel.to_string(), RemoteObj { size: o.size, lm, etag: o.etag })));
         }
         Ok(None)
     }
@@ -400,7 +422,7 @@ impl Run<'_> {
         idx: &mut Indexes,
         key: &str,
         lf: Option<LocalFile>,
-        ro: Option<Object>,
+        ro: Option<RemoteObj>,
         li: Option<Entry>,
         ri: Option<Entry>,
         deferred: &mut Vec<Job>,
@@ -410,7 +432,7 @@ impl Run<'_> {
             lf.as_ref().map(|f| f.mtime),
             li.and_then(|e| e.remote_timestamp),
         );
-        let remote_lm = ro.as_ref().and_then(lm_secs);
+        let remote_lm = ro.as_ref().and_then(|o| o.lm);
         let r = plan::side(
             ri.and_then(|e| e.local_timestamp),
             remote_lm.map(|t| t as f64),

@@ -104,6 +104,12 @@ pub enum Decision {
     Conflict,
 }
 
+/// The lowest stamp above `stamp` (anything, when there is none): a new version must beat
+/// every stamp it replaces, or machines holding the higher one would take theirs back.
+pub fn above(stamp: Option<i64>) -> i64 {
+    stamp.map_or(i64::MIN, |s| s.saturating_add(1))
+}
+
 /// The decision table of SPEC-S4 §2 (local side, remote side).
 pub fn decide(l: Side, r: Side) -> Decision {
     use Decision as D;
@@ -111,7 +117,6 @@ pub fn decide(l: Side, r: Side) -> Decision {
     let same = l.stamp == r.stamp;
     let up = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Upload { kind, ts });
     let down = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Download { kind, ts });
-    let above = |s: Option<i64>| s.map_or(i64::MIN, |s| s.saturating_add(1));
     // Fix: this machine's deletion was already carried out and agreed (a tombstone), and S3
     // holds the key again: someone re-created (or restored) it since. S4 called this a
     // conflict, or with equal stamps deleted it everywhere; nothing local can be lost by
@@ -176,7 +181,6 @@ pub fn resolve(keep: Keep, l: Side, r: Side) -> Decision {
     // keeps the stamp the other machines hold for it; any other kept version is new and gets a
     // stamp above every stamp it replaces, or machines holding the higher one would undo the
     // choice (S4 used the file's own time for both).
-    let above = |s: Option<i64>| s.map_or(i64::MIN, |s| s.saturating_add(1));
     let ts = match (kept.state, keep) {
         (State::NoChanges, Keep::Remote) => kept.stamp.or(kept.real),
         (State::NoChanges, Keep::Local) => kept.stamp.or(kept.real).map(|t| t.max(above(other.stamp))),

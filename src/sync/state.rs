@@ -262,13 +262,18 @@ impl Indexes {
     }
 }
 
+/// This process, now: unique enough to tell machines' leases and probes apart.
+fn unique_token() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
 /// Does the store honour `If-None-Match: *`? Two conditional PUTs of a tiny probe object
 /// beside the index: the second must fail. Asked before the first index write of a run, so
 /// that write already takes the right path.
 async fn probe_conditional(client: &Client, lease_key: &str) -> crate::s3::Result<bool> {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let prefix = lease_key.strip_suffix(LEASE).unwrap_or("");
-    let key = format!("{prefix}{}{}-{nanos}", crate::ignore::LEASE_PROBE_PREFIX, std::process::id());
+    let key = format!("{prefix}{}{}", crate::ignore::LEASE_PROBE_PREFIX, unique_token());
     let create = PutOptions { if_none_match: true, ..Default::default() };
     let stale = PutOptions { if_match: Some("00000000000000000000000000000000".into()), ..Default::default() };
     let body = || Payload::Bytes("probe".into());
@@ -306,8 +311,7 @@ struct Lease {
 impl Lease {
     async fn acquire(client: &Client, key: &str) -> Option<Lease> {
         let now = || crate::log::now_secs().max(0) as u64;
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let token = format!("{}-{nanos}", std::process::id());
+        let token = unique_token();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(LEASE_SECS + 5);
         while std::time::Instant::now() < deadline {
             let held = match client.get_bytes(key).await {

@@ -293,3 +293,18 @@ pub fn aws_cli_ok(store: &TestStore, args: &[&str]) -> Option<String> {
     );
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Our S3 client for the test store, with the store's keys (or another secret, to be refused).
+pub fn client_with_secret(s: &TestStore, secret: &str) -> s4::s3::Client {
+    let creds = s4::s3::Credentials {
+        access_key_id: s.access_key.clone(),
+        secret_access_key: secret.to_string(),
+        session_token: None,
+    };
+    s4::s3::Client::new(s4::s3::Config::new(Some(s.endpoint.clone()), s.region.clone(), creds), &s.bucket)
+        .expect("client for the test store")
+}
+
+pub fn client() -> s4::s3::Client {
+    client_with_secret(store(), &store().secret_key)
+}
