@@ -29,6 +29,9 @@ pub enum Command {
     Targets(TargetsCmd),
     Rm(RmCmd),
     Ls(LsCmd),
+    Versions(VersionsCmd),
+    Restore(RestoreCmd),
+    Bench(BenchCmd),
     Version(VersionCmd),
 }
 
@@ -54,6 +57,12 @@ pub struct SyncCmd {
     /// follow symlinks that point inside the local folder
     #[argh(switch)]
     pub follow_symlinks: bool,
+    /// stop before deleting more than this share (50%) or number (50) of either side's files (default 50%)
+    #[argh(option, default = "String::from(\"50%\")")]
+    pub max_delete: String,
+    /// carry out deletions the guards would stop (--max-delete, an emptied side)
+    #[argh(switch)]
+    pub force: bool,
 }
 
 /// Run S4 sync continuously (alias: d)
@@ -75,6 +84,9 @@ pub struct DaemonCmd {
     /// transfers in flight at once (default 32)
     #[argh(option, default = "32")]
     pub jobs: usize,
+    /// stop before deleting more than this share or number of either side's files (default 50%)
+    #[argh(option, default = "String::from(\"50%\")")]
+    pub max_delete: String,
 }
 
 /// Add a new Target to synchronise (alias: a); flags answer the prompts
@@ -161,6 +173,70 @@ pub struct LsCmd {
     /// show deleted files
     #[argh(switch, short = 'A')]
     pub all: bool,
+}
+
+/// List the S3 versions of a file (bucket versioning must be on)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "versions")]
+pub struct VersionsCmd {
+    #[argh(positional)]
+    pub target: String,
+    /// the file's path relative to the target's folder
+    #[argh(positional)]
+    pub path: String,
+    /// one JSON object per version on stdout
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// Bring back an S3 version of a file (default: the newest one that is not current)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "restore")]
+pub struct RestoreCmd {
+    #[argh(positional)]
+    pub target: String,
+    /// the file's path relative to the target's folder
+    #[argh(positional)]
+    pub path: String,
+    /// the version to bring back (see `s4 versions`)
+    #[argh(option)]
+    pub version_id: Option<String>,
+    /// write it to this file instead of the file's place in the folder
+    #[argh(option)]
+    pub to: Option<String>,
+    /// replace an existing local file
+    #[argh(switch)]
+    pub force: bool,
+}
+
+/// Time one operation with s4's own S3 client: list, put, get or sync
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "bench")]
+pub struct BenchCmd {
+    /// what to time: list s3://B/P | put FILE s3://B/K | get s3://B/K FILE | sync DIR s3://B/P
+    #[argh(positional)]
+    pub args: Vec<String>,
+    /// take endpoint, region and credentials from this target (default: flags and the AWS chain)
+    #[argh(option)]
+    pub target: Option<String>,
+    /// endpoint url of an S3-compatible store (default: AWS_ENDPOINT_URL or AWS)
+    #[argh(option)]
+    pub endpoint_url: Option<String>,
+    /// region name
+    #[argh(option)]
+    pub region: Option<String>,
+    /// requests in flight at once (default 32)
+    #[argh(option, default = "32")]
+    pub jobs: usize,
+    /// multipart part size in MiB (default: s4's choice)
+    #[argh(option)]
+    pub part_size_mib: Option<u64>,
+    /// runs to time; the table shows each and the median (default 1)
+    #[argh(option, default = "1")]
+    pub repeat: usize,
+    /// print JSON instead of a table
+    #[argh(switch)]
+    pub json: bool,
 }
 
 /// Print S4 Version (alias: v)

@@ -1,8 +1,10 @@
 //! What each command does. Exit codes (SPEC-S4 §3): 0 all in sync, 1 conflicts skipped or
 //! per-file errors, 2 could not run.
 
+mod bench;
 mod ls;
 mod manage;
+mod versions;
 
 use std::path::PathBuf;
 
@@ -11,6 +13,7 @@ use crate::config::{parse_s3_uri, Config, Target};
 use crate::s3::credentials::{self, process_env};
 use crate::s3::{Client, Transfer};
 use crate::sync::conflict::Mode;
+use crate::sync::guard::MaxDelete;
 use crate::sync::plan::Keep;
 use crate::sync::{self, Names, Options, Report};
 
@@ -22,6 +25,11 @@ pub const FAILED: i32 = 2;
 pub type Fatal = String;
 
 pub fn run(cmd: Command, config_path: PathBuf) -> Result<i32, Fatal> {
+    // `bench` needs no config unless it names a target: a broken sync.conf must not stop it.
+    let cmd = match cmd {
+        Command::Bench(b) => return bench::run(b, &config_path),
+        cmd => cmd,
+    };
     let mut config = Config::load(&config_path)?;
     match cmd {
         Command::Version(_) => {
@@ -39,6 +47,9 @@ pub fn run(cmd: Command, config_path: PathBuf) -> Result<i32, Fatal> {
         Command::Edit(e) => manage::edit(&mut config, e),
         Command::Rm(r) => manage::rm(&mut config, &r.target),
         Command::Ls(l) => ls::run(&config, l),
+        Command::Versions(v) => versions::list(&config, v),
+        Command::Restore(r) => versions::restore(&config, r),
+        Command::Bench(_) => unreachable!("handled above"),
         Command::Sync(s) => sync_cmd(&config, s),
         Command::Daemon(d) => daemon(&config, d),
     }
@@ -85,7 +96,7 @@ fn conflict_mode(value: Option<&str>) -> Result<Mode, Fatal> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -143,6 +154,8 @@ fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
         jobs: cmd.jobs.max(1),
         follow_symlinks: cmd.follow_symlinks,
         transfer: Transfer::default(),
+        max_delete: MaxDelete::parse(&cmd.max_delete)?,
+        force: cmd.force,
     };
     let names = pick(config, &cmd.targets)?;
     let rt = runtime()?;
@@ -194,6 +207,8 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
         jobs: cmd.jobs.max(1),
         follow_symlinks: false,
         transfer: Transfer::default(),
+        max_delete: MaxDelete::parse(&cmd.max_delete)?,
+        force: false,
     };
     let names = pick(config, &cmd.targets)?;
     let rt = runtime()?;

@@ -3,6 +3,7 @@
 
 pub mod conflict;
 pub mod exec;
+pub mod guard;
 pub mod index;
 pub mod plan;
 pub mod scan;
@@ -33,6 +34,9 @@ pub struct Options {
     pub jobs: usize,
     pub follow_symlinks: bool,
     pub transfer: Transfer,
+    /// Deletions beyond this stop the run before anything is deleted (unless `force`).
+    pub max_delete: guard::MaxDelete,
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
