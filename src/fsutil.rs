@@ -33,6 +33,23 @@ pub fn write_atomic(dest: &Path, mode: u32, fill: impl FnOnce(&mut File) -> io::
     result
 }
 
+/// MD5 of `len` bytes of the file at `offset` (ETags of plain objects and of parts).
+pub fn md5_range(path: &Path, offset: u64, len: u64) -> io::Result<[u8; 16]> {
+    use md5::{Digest, Md5};
+    use std::io::{Read, Seek};
+    let mut f = File::open(path)?;
+    f.seek(io::SeekFrom::Start(offset))?;
+    let mut h = Md5::new();
+    let n = io::copy(&mut f.take(len), &mut h)?;
+    if n != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{} is shorter than expected", path.display()),
+        ));
+    }
+    Ok(h.finalize().into())
+}
+
 /// Is `key` a relative path we may create under the sync root? Rejects absolute paths,
 /// `.`/`..`/empty components, NUL, folder markers ending in '/', and our own temp names
 /// (SPEC-S4 §2: unsafe remote keys are never written).

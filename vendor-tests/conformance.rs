@@ -356,3 +356,72 @@ fn keys_that_look_encoded_list_back_as_written() {
         assert_eq!(list_all(&c, &p).await, want);
     });
 }
+
+/// A large upload cut off after some parts resumes from the parts the store kept (ListParts):
+/// matching parts are not sent again, a stored part with other bytes is, and the object ends
+/// byte-identical to the file.
+#[test]
+fn interrupted_multipart_upload_resumes_from_stored_parts() {
+    let c = client();
+    let p = unique_prefix("resume");
+    let key = format!("{p}big.bin");
+    let dir = tempfile::tempdir().unwrap();
+    let body = data((20 * MIB + 999) as usize, 3);
+    let src = write_file(dir.path(), "src", &body);
+    let xfer = Transfer { threshold: 5 * MIB, part_size: 5 * MIB, concurrency: 2 };
+    rt().block_on(async {
+        if let Err(e) = c.list_multipart_uploads(&p).await {
+            return println!("note: {} cannot list multipart uploads, so none resume ({e})", store().name);
+        }
+        // The run that was killed: parts 1 and 2 stored, part 3 stored with other bytes.
+        let id = c.create_multipart(&key, &PutOptions::default()).await.unwrap();
+        for n in 1..=2u64 {
+            let part = body[((n - 1) * 5 * MIB) as usize..(n * 5 * MIB) as usize].to_vec();
+            c.upload_part(&key, &id, n as u32, Payload::Bytes(part.into())).await.unwrap();
+        }
+        c.upload_part(&key, &id, 3, Payload::Bytes(data(5 * MIB as usize, 9).into())).await.unwrap();
+        let before = c.requests_sent();
+        let etag = c.put_file(&key, &src, body.len() as u64, &PutOptions::default(), &xfer).await.unwrap();
+        // ListMultipartUploads + ListParts + parts 3, 4, 5 + CompleteMultipartUpload.
+        assert_eq!(c.requests_sent() - before, 6, "parts 1 and 2 must not be sent again");
+        assert!(etag.unwrap().ends_with("-5"));
+        assert!(c.get_bytes(&key).await.unwrap().unwrap().0 == body, "resumed object differs from the file");
+        assert!(c.list_multipart_uploads(&p).await.unwrap().is_empty(), "the resumed upload is completed");
+    });
+}
+
+/// A file written to during its upload is never made visible half-old, half-new: the upload
+/// fails as "changed", no object appears and no multipart upload is left behind.
+#[test]
+fn a_file_changing_during_upload_leaves_no_object() {
+    let c = client();
+    let p = unique_prefix("changing");
+    let key = format!("{p}growing.log");
+    let dir = tempfile::tempdir().unwrap();
+    let src = write_file(dir.path(), "src", &data((12 * MIB) as usize, 5));
+    let xfer = Transfer { threshold: 5 * MIB, part_size: 5 * MIB, concurrency: 1 };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (src, stop) = (src.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let f = std::fs::File::options().write(true).open(&src).unwrap();
+                f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i)).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let result = rt().block_on(c.put_file(&key, &src, 12 * MIB, &PutOptions::default(), &xfer));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let e = result.expect_err("an upload of a file changing throughout must not succeed");
+    assert!(e.is_changed(), "{e}");
+    rt().block_on(async {
+        assert_eq!(c.head(&key).await.unwrap(), None);
+        if let Ok(left) = c.list_multipart_uploads(&p).await {
+            assert!(left.is_empty(), "{left:?}");
+        }
+    });
+}

@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Io(String),
     /// Bad input on our side (endpoint, credentials, URI).
     Config(String),
+    /// The local file changed while it was being uploaded; nothing new was made visible.
+    Changed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,10 @@ impl Error {
         self.status() == Some(404) && matches!(self.code(), Some("NoSuchKey") | Some("") | None)
     }
 
+    pub fn is_changed(&self) -> bool {
+        self.kind == ErrorKind::Changed
+    }
+
     /// A conditional write lost: 412 PreconditionFailed, or 409 when two writers raced.
     pub fn is_precondition_failed(&self) -> bool {
         matches!(self.status(), Some(412) | Some(409))
@@ -80,6 +86,7 @@ impl fmt::Display for Error {
             ErrorKind::Xml(m) => write!(f, "malformed answer from the store: {m}"),
             ErrorKind::Io(m) => write!(f, "{m}"),
             ErrorKind::Config(m) => write!(f, "{m}"),
+            ErrorKind::Changed => write!(f, "the file changed while it was being uploaded"),
         }
     }
 }

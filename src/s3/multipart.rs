@@ -62,6 +62,30 @@ pub fn parts(total: u64, part_size: u64) -> impl Iterator<Item = (u32, u64, u64)
     })
 }
 
+/// What tells us a file changed under an upload: size and mtime (nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    size: u64,
+    mtime: Option<std::time::SystemTime>,
+}
+
+impl Snapshot {
+    fn of(path: &Path) -> std::io::Result<Snapshot> {
+        let m = std::fs::metadata(path)?;
+        Ok(Snapshot { size: m.len(), mtime: m.modified().ok() })
+    }
+}
+
+/// Whole small files are read into memory before they are sent (a consistent version, and
+/// one read instead of many); this caps the bytes held at once across all transfers.
+const MEMORY_BUDGET_KIB: u32 = 128 * 1024;
+
+async fn memory_budget(size: u64) -> tokio::sync::SemaphorePermit<'static> {
+    static BUDGET: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MEMORY_BUDGET_KIB as usize);
+    let kib = (size.div_ceil(1024) as u32).clamp(1, MEMORY_BUDGET_KIB);
+    BUDGET.acquire_many(kib).await.expect("the budget semaphore is never closed")
+}
+
 fn join_error(op: &'static str, object: String, e: tokio::task::JoinError) -> Error {
     Error::new(op, object, ErrorKind::Io(format!("worker failed: {e}")))
 }
@@ -124,8 +148,31 @@ impl Client {
             .map_err(|e| Error::new("ListMultipartUploads", self.uri(prefix), ErrorKind::Xml(e.to_string())))
     }
 
-    /// Upload `size` bytes of the file at `path`: one PutObject below the threshold, else
-    /// multipart with `xfer.concurrency` parts in flight. Returns the ETag.
+    /// The parts already stored for an upload, by number (ListParts, paged).
+    pub async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<xml::Part>> {
+        let mut all = Vec::new();
+        let mut marker = None;
+        loop {
+            let mut req = Request::new("ListParts", Method::GET, Some(key)).query("uploadId", upload_id);
+            if let Some(m) = marker {
+                req = req.query("part-number-marker", format!("{m}"));
+            }
+            let a = self.send_full(&req).await?;
+            let (parts, next) = xml::parse_list_parts(&a.body)
+                .map_err(|e| Error::new("ListParts", self.uri(key), ErrorKind::Xml(e.to_string())))?;
+            all.extend(parts);
+            match next {
+                Some(n) if marker != Some(n) => marker = Some(n),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// Upload the file at `path`, which the caller saw at `size` bytes, as one consistent
+    /// version: below the threshold it is read whole and sent from memory; above it, parts
+    /// are uploaded (resuming an interrupted upload of ours) and the upload is completed only
+    /// if the file did not change meanwhile. A file that changes fails with
+    /// [`ErrorKind::Changed`] and nothing new is visible on S3. Returns the ETag.
     pub async fn put_file(
         &self,
         key: &str,
@@ -134,38 +181,100 @@ impl Client {
         opts: &PutOptions,
         xfer: &Transfer,
     ) -> Result<Option<String>> {
+        let changed = || Error::new("PutObject", path.display().to_string(), ErrorKind::Changed);
+        let io = |e: std::io::Error| Error::new("PutObject", path.display().to_string(), ErrorKind::Io(e.to_string()));
+        let before = Snapshot::of(path).map_err(io)?;
+        if before.size != size {
+            return Err(changed());
+        }
         if size < xfer.threshold {
-            let payload = Payload::File { path: path.to_path_buf(), offset: 0, len: size };
-            return self.put(key, payload, opts).await;
+            let _budget = memory_budget(size).await;
+            let p = path.to_path_buf();
+            let body = tokio::task::spawn_blocking(move || std::fs::read(p))
+                .await
+                .map_err(|e| join_error("PutObject", self.uri(key), e))?
+                .map_err(io)?;
+            if body.len() as u64 != size || Snapshot::of(path).map_err(io)? != before {
+                return Err(changed());
+            }
+            return self.put(key, Payload::Bytes(Bytes::from(body)), opts).await;
         }
         let part = part_size(size, xfer.part_size)
             .map_err(|m| Error::new("CreateMultipartUpload", self.uri(key), ErrorKind::Config(m)))?;
-        let upload_id = self.create_multipart(key, opts).await?;
-        match self.upload_parts(key, &upload_id, path, size, part, xfer.concurrency).await {
-            Ok(etags) => match self.complete_multipart(key, &upload_id, &etags, opts).await {
-                Ok(etag) => Ok(Some(etag)),
-                // A retry after a lost answer finds the upload already completed (404
-                // NoSuchUpload): the object is there if it has our size and our part count.
-                Err(e) if e.status() == Some(404) => match self.head(key).await {
-                    Ok(Some(m))
-                        if m.size == size
-                            && m.etag.as_ref().is_some_and(|t| t.ends_with(&format!("-{}", etags.len()))) =>
-                    {
-                        Ok(m.etag)
-                    }
-                    _ => Err(e),
-                },
-                Err(e) => {
-                    let _ = self.abort_multipart(key, &upload_id).await;
-                    Err(e)
+        let (upload_id, stored) = match self.resumable_upload(key, path, size, part).await {
+            Some(found) => found,
+            None => (self.create_multipart(key, opts).await?, Vec::new()),
+        };
+        let have: std::collections::HashSet<u32> = stored.iter().map(|(n, _)| *n).collect();
+        let todo = parts(size, part).filter(|(n, ..)| !have.contains(n));
+        let uploaded = self.upload_parts(key, &upload_id, path, todo, stored, xfer.concurrency).await;
+        let etags = match uploaded {
+            Ok(etags) if Snapshot::of(path).map_err(io)? == before => etags,
+            other => {
+                // Best effort: the original error is the one the user needs.
+                let _ = self.abort_multipart(key, &upload_id).await;
+                return Err(other.err().unwrap_or_else(changed));
+            }
+        };
+        match self.complete_multipart(key, &upload_id, &etags, opts).await {
+            Ok(etag) => Ok(Some(etag)),
+            // A retry after a lost answer finds the upload already completed (404
+            // NoSuchUpload): the object is there if it has our size and our part count.
+            Err(e) if e.status() == Some(404) => match self.head(key).await {
+                Ok(Some(m))
+                    if m.size == size && m.etag.as_ref().is_some_and(|t| t.ends_with(&format!("-{}", etags.len()))) =>
+                {
+                    Ok(m.etag)
                 }
+                _ => Err(e),
             },
             Err(e) => {
-                // Best effort: the original error is the one the user needs.
                 let _ = self.abort_multipart(key, &upload_id).await;
                 Err(e)
             }
         }
+    }
+
+    /// An interrupted multipart upload of this key (the newest) and its stored parts whose
+    /// size and MD5 match the file's bytes at that place: those need not be sent again; the
+    /// rest are sent over whatever the upload holds. Content decides, not age or owner, so
+    /// any upload of the key is safe to finish. `None` when there is none, or the store
+    /// cannot list uploads (s3s-fs).
+    async fn resumable_upload(
+        &self,
+        key: &str,
+        path: &Path,
+        size: u64,
+        part: u64,
+    ) -> Option<(String, Vec<(u32, String)>)> {
+        let upload = self
+            .list_multipart_uploads(key)
+            .await
+            .ok()?
+            .into_iter()
+            .filter(|u| u.key == key)
+            .max_by_key(|u| u.initiated)?;
+        let stored = self.list_parts(key, &upload.upload_id).await.ok()?;
+        let want: std::collections::HashMap<u32, (u64, u64)> =
+            parts(size, part).map(|(n, off, len)| (n, (off, len))).collect();
+        let path = path.to_path_buf();
+        let reusable = tokio::task::spawn_blocking(move || {
+            stored
+                .into_iter()
+                .filter(|p| {
+                    want.get(&p.number).is_some_and(|&(off, len)| {
+                        len == p.size
+                            && crate::fsutil::md5_range(&path, off, len)
+                                .is_ok_and(|d| hex::encode(d) == p.etag.to_ascii_lowercase())
+                    })
+                })
+                .map(|p| (p.number, p.etag))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .ok()?;
+        crate::debug!("{}: resuming multipart upload with {} part(s) already stored", self.uri(key), reusable.len());
+        Some((upload.upload_id, reusable))
     }
 
     async fn upload_parts(
@@ -173,13 +282,12 @@ impl Client {
         key: &str,
         upload_id: &str,
         path: &Path,
-        size: u64,
-        part: u64,
+        todo: impl Iterator<Item = (u32, u64, u64)>,
+        mut done: Vec<(u32, String)>,
         concurrency: usize,
     ) -> Result<Vec<(u32, String)>> {
         let mut set = JoinSet::new();
-        let mut done = Vec::new();
-        for (number, offset, len) in parts(size, part) {
+        for (number, offset, len) in todo {
             while set.len() >= concurrency.max(1) {
                 done.push(self.next_part(&mut set, key).await?);
             }

@@ -435,6 +435,38 @@ pub fn parse_list_multipart_uploads(
     Ok((uploads, truncated, next_key, next_id))
 }
 
+/// One stored part of a multipart upload (ListParts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub number: u32,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// A ListParts page: the parts, and the marker of the next page when truncated.
+pub fn parse_list_parts(xml: &[u8]) -> Result<(Vec<Part>, Option<u32>), XmlError> {
+    let mut x = Xml::new(xml);
+    x.expect_root("ListPartsResult")?;
+    let (mut parts, mut truncated, mut next) = (Vec::new(), false, None);
+    x.children(|x, name| {
+        match name {
+            "Part" => {
+                let [number, etag, size] = x.fields(["PartNumber", "ETag", "Size"])?;
+                let number = parse_u64(&required(number, "PartNumber", name)?, "PartNumber")?;
+                let number = u32::try_from(number).map_err(|_| err(format!("PartNumber {number} out of range")))?;
+                let etag = strip_quotes(&required(etag, "ETag", name)?);
+                let size = parse_u64(&required(size, "Size", name)?, "Size")?;
+                parts.push(Part { number, etag, size });
+            }
+            "IsTruncated" => truncated = parse_bool(&x.text()?, name)?,
+            "NextPartNumberMarker" => next = x.text()?.trim().parse::<u32>().ok(),
+            _ => x.skip()?,
+        }
+        Ok(())
+    })?;
+    Ok((parts, if truncated { next } else { None }))
+}
+
 // ---------------------------------------------------------------------------------------
 // Builders
 

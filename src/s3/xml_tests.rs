@@ -268,3 +268,26 @@ fn iso8601() {
         assert_eq!(parse_iso8601(s), None, "{s:?}");
     }
 }
+
+/// The ListParts answer of the S3 API reference (trimmed), then a last page.
+#[test]
+fn list_parts_pages() {
+    let page = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Bucket>example-bucket</Bucket><Key>example-object</Key>
+  <UploadId>XXBsb2FkIElEIGZvciBlbHZpbmcncyVcdS1tb3ZpZS5tMnRzEEEwbG9hZA</UploadId>
+  <PartNumberMarker>1</PartNumberMarker><NextPartNumberMarker>3</NextPartNumberMarker>
+  <MaxParts>2</MaxParts><IsTruncated>true</IsTruncated>
+  <Part><PartNumber>2</PartNumber><LastModified>2010-11-10T20:48:34.000Z</LastModified>
+    <ETag>"7778aef83f66abc1fa1e8477f296d394"</ETag><Size>10485760</Size></Part>
+  <Part><PartNumber>3</PartNumber><LastModified>2010-11-10T20:48:33.000Z</LastModified>
+    <ETag>"aaaa18db4cc2f85cedef654fccc4a4x8"</ETag><Size>10485760</Size></Part>
+</ListPartsResult>"#;
+    let (parts, next) = parse_list_parts(page).unwrap();
+    assert_eq!(next, Some(3));
+    assert_eq!(parts[0], Part { number: 2, etag: "7778aef83f66abc1fa1e8477f296d394".into(), size: 10_485_760 });
+    assert_eq!(parts[1].number, 3);
+    let last = b"<ListPartsResult><IsTruncated>false</IsTruncated><NextPartNumberMarker>9</NextPartNumberMarker></ListPartsResult>";
+    assert_eq!(parse_list_parts(last).unwrap(), (vec![], None));
+    assert!(parse_list_parts(b"<ListPartsResult><Part><PartNumber>x</PartNumber></Part></ListPartsResult>").is_err());
+}

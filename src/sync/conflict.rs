@@ -1,7 +1,7 @@
 //! Conflicts: first the fix for S4's false conflicts (identical content on both sides is
 //! recorded as synced), then `--conflicts 1|2|ignore`, or S4's prompt on a terminal.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -79,23 +79,7 @@ pub async fn identical(ctx: &Ctx, item: &Job) -> Option<f64> {
 pub fn local_matches_etag(path: &Path, size: u64, etag: &str, preferred_part: u64) -> bool {
     use md5::{Digest, Md5};
     let etag = etag.trim_matches('"').to_ascii_lowercase();
-    let md5_of = |offset: u64, len: u64| -> Option<[u8; 16]> {
-        let mut f = std::fs::File::open(path).ok()?;
-        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).ok()?;
-        let mut h = Md5::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut left = len;
-        while left > 0 {
-            let want = left.min(buf.len() as u64) as usize;
-            let n = f.read(&mut buf[..want]).ok()?;
-            if n == 0 {
-                return None;
-            }
-            h.update(&buf[..n]);
-            left -= n as u64;
-        }
-        Some(h.finalize().into())
-    };
+    let md5_of = |offset: u64, len: u64| crate::fsutil::md5_range(path, offset, len).ok();
     match etag.split_once('-') {
         None if etag.len() == 32 => md5_of(0, size).is_some_and(|d| hex::encode(d) == etag),
         None => false,

@@ -62,6 +62,13 @@ pub enum Done {
     Differs,
 }
 
+/// Why one upload attempt did not finish.
+enum Retry {
+    /// The file changed under it: worth another try.
+    Changed,
+    Fail(String),
+}
+
 pub struct Outcome {
     pub job: Job,
     pub result: Result<Done, String>,
@@ -87,11 +94,31 @@ impl Ctx {
     }
 
     async fn upload(&self, job: &Job) -> Result<Done, String> {
+        // A file being written to is tried again a little later; one that keeps changing is
+        // left for the next run, with nothing recorded and no torn object on S3.
+        const TRIES: u32 = 3;
+        let mut tries = 1;
+        loop {
+            match self.upload_once(job).await {
+                Err(Retry::Changed) if tries < TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(tries))).await;
+                }
+                Err(Retry::Changed) => {
+                    return Err(format!("{} kept changing while being uploaded; left for the next run", job.key))
+                }
+                Err(Retry::Fail(e)) => return Err(e),
+                Ok(done) => return Ok(done),
+            }
+        }
+    }
+
+    async fn upload_once(&self, job: &Job) -> Result<Done, Retry> {
         let key = job.key.as_str();
         let path = self.root.join(key);
-        let meta = std::fs::metadata(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        // The mtime before reading: if the file changes during the upload, the index holds
-        // an older stamp than the file, and the next sync uploads again.
+        let meta = std::fs::metadata(&path).map_err(|e| Retry::Fail(format!("reading {}: {e}", path.display())))?;
+        // The mtime before reading, recorded in the index: put_file sends only a version the
+        // file held unchanged from its start to its end.
         let mtime = mtime_of(&meta);
         // Write only over the object the plan saw (its ETag), or only where none was: an
         // object another machine wrote since the listing is not overwritten (on stores that
@@ -108,10 +135,13 @@ impl Ctx {
         };
         let etag = match self.client.put_file(&self.remote_key(key), &path, meta.len(), &opts, &self.transfer).await {
             Ok(etag) => etag,
+            Err(e) if e.is_changed() => return Err(Retry::Changed),
             Err(e) if e.is_precondition_failed() => {
-                return Err(format!("{key} changed on S3 during the sync; kept both, will decide next run ({e})"))
+                return Err(Retry::Fail(format!(
+                    "{key} changed on S3 during the sync; kept both, will decide next run ({e})"
+                )))
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(Retry::Fail(e.to_string())),
         };
         self.progress.add(1, meta.len());
         Ok(Done::Uploaded { etag, mtime, bytes: meta.len() })

@@ -111,6 +111,8 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         deletes: Vec::new(),
         followups: Vec::new(),
         last_commit: Instant::now(),
+        held: Some(Vec::new()),
+        tally: guard::Tally::default(),
     };
     // `.syncignore` first: the rules this run applies must be the settled ones, or a machine
     // holding an older copy would act on rules it is about to replace.
@@ -129,6 +131,8 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
             return Err(e);
         }
     }
+    run.drain(&mut idx).await?;
+    let stopped = run.release_deletes(&mut idx).await?;
     run.drain(&mut idx).await?;
     if interrupted() {
         deferred.clear();
@@ -149,10 +153,13 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     if idx.uncommitted > 0 {
         crate::info!("Flushing Index to Storage");
         idx.commit(client, prefix).await?;
-    } else {
+    } else if stopped.is_none() {
         crate::info!("Nothing to update");
     }
-    Ok(run.report)
+    match stopped {
+        Some(why) => Err(why),
+        None => Ok(run.report),
+    }
 }
 
 /// Multipart uploads under the prefix begun over a day ago are leftovers of killed runs (ours
@@ -229,6 +236,10 @@ struct Run<'a> {
     /// Transfers that finished conflict checks call for, dispatched from the main loop.
     followups: Vec<Job>,
     last_commit: Instant,
+    /// Deletions the main pass planned, held until the guards have seen the whole plan
+    /// (`None` once released: later deletions are people's answers to conflicts).
+    held: Option<Vec<Job>>,
+    tally: guard::Tally,
 }
 
 /// The next key of either index after `after`.
@@ -324,7 +335,10 @@ impl Run<'_> {
             let mut lf = None;
             if local.as_ref().is_some_and(|i| item_key(i) == key) {
                 match local.take() {
-                    Some(Item::File(f)) => lf = Some(f),
+                    Some(Item::File(f)) => {
+                        self.tally.local_files += 1;
+                        lf = Some(f);
+                    }
                     // The root itself failed mid-walk: what it holds is unknown, and taking it
                     // for empty would delete everything on S3.
                     Some(Item::Skipped { key, reason, .. }) if key.is_empty() => return Err(reason),
@@ -341,6 +355,7 @@ impl Run<'_> {
             }
             let ro = match remote.take_if(|(k, _)| *k == key) {
                 Some((_, o)) => {
+                    self.tally.remote_files += 1;
                     remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
                     Some(o)
                 }
@@ -406,6 +421,9 @@ impl Run<'_> {
             let Some(rel) = o.key.strip_prefix(prefix) else { continue };
             if rel.is_empty() || crate::ignore::is_reserved(rel) {
                 continue;
+            }
+            if rel.ends_with('/') && o.size == 0 {
+                continue; // a folder marker (the console's "Create folder"): folders come with their files
             }
             if !crate::fsutil::is_safe_key(rel) {
                 crate::warn!("Skipping {}: not a safe relative path for a local file", self.ctx.client.uri(&o.key));
@@ -483,8 +501,41 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The deletions held through the main pass, carried out unless a guard stops them;
+    /// then `Some(why)`, and none of them runs (`--force` overrides). An interrupted run
+    /// drops them: the next run plans them again.
+    async fn release_deletes(&mut self, idx: &mut Indexes) -> Result<Option<String>, String> {
+        let held = self.held.take().unwrap_or_default();
+        if interrupted() {
+            return Ok(None);
+        }
+        for job in &held {
+            match job.decision {
+                Decision::DeleteLocal { .. } => self.tally.delete_local += 1,
+                _ => self.tally.delete_remote += 1,
+            }
+        }
+        let n = self.names;
+        if let Some(why) = guard::check(&self.tally, self.opts.max_delete, &n.local_uri, &n.remote_uri) {
+            if !self.opts.force {
+                return Ok(Some(why));
+            }
+            crate::warn!("--force: deleting anyway: {why}");
+        }
+        for job in held {
+            self.dispatch(job, idx).await?;
+        }
+        Ok(None)
+    }
+
     /// Log the action as S4 does, then run it (or only log it in a dry run).
     async fn dispatch(&mut self, job: Job, idx: &mut Indexes) -> Result<(), String> {
+        if let (Some(held), Decision::DeleteLocal { .. } | Decision::DeleteRemote { .. }) =
+            (self.held.as_mut(), job.decision)
+        {
+            held.push(job);
+            return Ok(());
+        }
         let n = self.names;
         let (color, line) = match job.decision {
             Decision::Upload { kind, .. } => {
