@@ -136,15 +136,29 @@ impl Ctx {
         let etag = match self.client.put_file(&self.remote_key(key), &path, meta.len(), &opts, &self.transfer).await {
             Ok(etag) => etag,
             Err(e) if e.is_changed() => return Err(Retry::Changed),
-            Err(e) if e.is_precondition_failed() => {
-                return Err(Retry::Fail(format!(
-                    "{key} changed on S3 during the sync; kept both, will decide next run ({e})"
-                )))
-            }
+            // Either another writer came first, or our own first attempt landed and its answer
+            // was lost (the retry then fails its condition): the object's ETag tells which.
+            Err(e) if e.is_precondition_failed() => match self.ours_already(key, &path, meta.len()).await {
+                Some(etag) => Some(etag),
+                None => {
+                    return Err(Retry::Fail(format!(
+                        "{key} changed on S3 during the sync; kept both, will decide next run ({e})"
+                    )))
+                }
+            },
             Err(e) => return Err(Retry::Fail(e.to_string())),
         };
         self.progress.add(1, meta.len());
         Ok(Done::Uploaded { etag, mtime, bytes: meta.len() })
+    }
+
+    /// The ETag of the object at `key` if it holds exactly the file's bytes.
+    async fn ours_already(&self, key: &str, path: &Path, size: u64) -> Option<String> {
+        let etag = self.client.head(&self.remote_key(key)).await.ok()??.etag?;
+        let (path, part, tag) = (path.to_path_buf(), self.transfer.part_size, etag.clone());
+        let same =
+            tokio::task::spawn_blocking(move || super::conflict::local_matches_etag(&path, size, &tag, part)).await;
+        same.unwrap_or(false).then_some(etag)
     }
 
     /// The destination for `key`, its directories created one by one under the root. A

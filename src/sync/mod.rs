@@ -183,7 +183,9 @@ async fn abort_stale_uploads(client: &Client, prefix: &str) {
     }
 }
 
-/// `.s4lock` held for the run; removed afterwards, as S4 does.
+/// `.s4lock` held for the run (an flock, as S4's `filelock` takes it, so s4 and S4 exclude
+/// each other); removed afterwards. The kernel drops the lock of a dead process, so a lock
+/// left by `kill -9` is taken over by the next run.
 struct Lock(std::fs::File, std::path::PathBuf);
 
 impl Drop for Lock {
@@ -195,19 +197,41 @@ impl Drop for Lock {
 
 /// `.s4lock` in the folder, held for the run: two s4 processes never sync one folder at once.
 fn lock(root: &Path) -> Result<Lock, String> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::MetadataExt;
     let path = root.join(".s4lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("creating lock {}: {e}", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => Ok(Lock(f, path)),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            Err(format!("another s4 is syncing {} (lock {} is held)", root.display(), path.display()))
+    loop {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("creating lock {}: {e}", path.display()))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = f.read_to_string(&mut holder);
+                let pid = holder.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default();
+                return Err(format!(
+                    "another s4{pid} is syncing {}: its lock {} is held; wait for it to finish",
+                    root.display(),
+                    path.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(format!("locking {}: {e}", path.display())),
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(format!("locking {}: {e}", path.display())),
+        // The holder we waited on may have removed the file as it finished: a lock on a
+        // file no longer at `path` excludes no one, so take the one that is there now.
+        let same = match (f.metadata(), std::fs::metadata(&path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if same {
+            let _ = f.set_len(0).and_then(|()| f.rewind()).and_then(|()| write!(f, "{}", std::process::id()));
+            return Ok(Lock(f, path));
+        }
     }
 }
 
