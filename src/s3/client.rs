@@ -202,6 +202,15 @@ impl Client {
         format!("{}://{host}{path}?{query}", self.inner.scheme)
     }
 
+    /// Names the store and bucket (endpoint, or AWS and the region) for what s4 remembers
+    /// about a store between runs.
+    pub fn store_id(&self) -> String {
+        match &self.inner.cfg.endpoint {
+            Some(e) => format!("{} {}", e.trim_end_matches('/'), self.inner.bucket),
+            None => format!("aws:{} {}", self.inner.cfg.region, self.inner.bucket),
+        }
+    }
+
     pub fn read_timeout(&self) -> Duration {
         self.inner.cfg.read_timeout
     }

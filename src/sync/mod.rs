@@ -8,6 +8,7 @@ pub mod index;
 pub mod plan;
 pub mod scan;
 pub(crate) mod state;
+mod stores;
 
 use std::path::Path;
 use std::sync::Arc;

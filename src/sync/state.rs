@@ -176,8 +176,13 @@ impl Indexes {
     }
 
     async fn commit_remote(&mut self, client: &Client) -> Result<(), String> {
+        let now = crate::log::now_secs();
+        if self.conditional.is_none() {
+            self.conditional = super::stores::conditional_writes(&client.store_id(), now);
+        }
         if self.conditional.is_none() {
             let honoured = probe_conditional(client, &self.lease_key()).await.map_err(|e| e.to_string())?;
+            super::stores::remember_conditional_writes(&client.store_id(), honoured, now);
             if !honoured {
                 crate::warn!(
                     "{} ignores conditional writes (If-None-Match): s4 takes a lease object and merges the \
