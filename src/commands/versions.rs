@@ -49,7 +49,7 @@ pub fn list(config: &Config, cmd: VersionsCmd) -> Result<i32, Fatal> {
             [v.version_id.clone(), time, size, state.to_string()]
         })
         .collect();
-    print!("{}", tabulate(&["version id", "time (UTC)", "size", ""], &rows));
+    print!("{}", tabulate(&["version id", "time (UTC)", "size", "state"], &rows));
     Ok(OK)
 }
 
@@ -124,12 +124,24 @@ async fn versions_of(client: &Client, key: &str) -> Result<Vec<Version>, Fatal> 
              with S3 versioning (AWS S3, MinIO, moto, ...)"
         )
     };
-    match client.versioning().await {
-        Ok(Versioning::Enabled) => {}
-        Ok(Versioning::Suspended) => crate::warn!(
+    let state = match client.versioning().await {
+        Ok(state) => state,
+        Err(e) if e.is_not_implemented() => return Err(unavailable(e)),
+        Err(e) => return Err(e.to_string()),
+    };
+    // Listed even when versioning is off: some stores (Garage) answer GetBucketVersioning
+    // but implement nothing else of it, and "enable it" would be the wrong advice there.
+    let versions = match client.object_versions(key).await {
+        Ok(v) => v,
+        Err(e) if e.is_not_implemented() => return Err(unavailable(e)),
+        Err(e) => return Err(e.to_string()),
+    };
+    match state {
+        Versioning::Enabled => {}
+        Versioning::Suspended => crate::warn!(
             "Versioning is suspended on bucket {bucket}: versions from before are kept, newer writes replace each other"
         ),
-        Ok(Versioning::Off) => {
+        Versioning::Off => {
             return Err(format!(
                 "versioning is not enabled on bucket {bucket}, so S3 keeps no old versions of {}. Enable it \
                  (e.g. aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled); \
@@ -137,14 +149,8 @@ async fn versions_of(client: &Client, key: &str) -> Result<Vec<Version>, Fatal> 
                 client.uri(key)
             ))
         }
-        Err(e) if e.is_not_implemented() => return Err(unavailable(e)),
-        Err(e) => return Err(e.to_string()),
     }
-    match client.object_versions(key).await {
-        Ok(v) => Ok(v),
-        Err(e) if e.is_not_implemented() => Err(unavailable(e)),
-        Err(e) => Err(e.to_string()),
-    }
+    Ok(versions)
 }
 
 /// The version to restore: the one named, or else the newest that is neither a delete marker

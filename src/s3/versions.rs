@@ -125,8 +125,10 @@ pub fn versions_of(key: &str, all: Vec<Version>) -> Vec<Version> {
 
 /// VersioningConfiguration → state; no `<Status>` means versioning was never enabled.
 pub fn parse_versioning(xml: &[u8]) -> Result<Versioning, XmlError> {
+    // moto 5.2 names the root GetBucketVersioningResponse; same content.
+    let moto = Xml::new(xml).expect_root("GetBucketVersioningResponse").is_ok();
     let mut x = Xml::new(xml);
-    x.expect_root("VersioningConfiguration")?;
+    x.expect_root(if moto { "GetBucketVersioningResponse" } else { "VersioningConfiguration" })?;
     let [status] = x.fields(["Status"])?;
     match status.as_deref().map(str::trim) {
         None | Some("") => Ok(Versioning::Off),

@@ -165,6 +165,10 @@ fn versioning_states() {
     assert_eq!(parse_versioning(doc("<Status>Suspended</Status>").as_bytes()), Ok(Versioning::Suspended));
     assert_eq!(parse_versioning(doc("").as_bytes()), Ok(Versioning::Off));
     assert_eq!(parse_versioning(b"<VersioningConfiguration/>"), Ok(Versioning::Off));
+    // moto 5.2
+    let moto = br#"<GetBucketVersioningResponse xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></GetBucketVersioningResponse>"#;
+    assert_eq!(parse_versioning(moto), Ok(Versioning::Enabled));
+    assert!(parse_versioning(b"<Other/>").unwrap_err().0.contains("expected <VersioningConfiguration>"));
     assert!(parse_versioning(doc("<Status>Maybe</Status>").as_bytes()).is_err());
     assert_eq!(parse_versioning(versioning_body(true).as_bytes()), Ok(Versioning::Enabled));
     assert_eq!(parse_versioning(versioning_body(false).as_bytes()), Ok(Versioning::Suspended));
