@@ -152,3 +152,31 @@ fn unknown_targets_and_paths_outside_the_folder_are_refused_before_s3() {
         assert!(err.contains("outside the target's folder"), "{path}: {err}");
     }
 }
+
+#[test]
+fn an_old_version_of_a_large_file_downloads_in_ranges_from_that_version() {
+    if !keeps_versions() {
+        return;
+    }
+    use s4::s3::multipart::{Transfer, MIB, MIN_PART};
+    let c = support::client();
+    let key = format!("{}big.bin", support::unique_prefix("versions-big"));
+    let old: Vec<u8> = (0..11 * MIB).map(|i| (i % 251) as u8).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("old.bin");
+    rt.block_on(async {
+        c.put(&key, s4::s3::Payload::Bytes(old.clone().into()), &Default::default()).await.unwrap();
+        c.put(&key, s4::s3::Payload::Bytes(vec![7u8; 100].into()), &Default::default()).await.unwrap();
+        let versions = c.object_versions(&key).await.unwrap();
+        assert_eq!(
+            versions.iter().map(|v| (v.size, v.is_latest)).collect::<Vec<_>>(),
+            [(100, true), (old.len() as u64, false)]
+        );
+        // Three ranges, each asking for the old version, not the current one.
+        let xfer = Transfer { threshold: 1, part_size: MIN_PART, concurrency: 2 };
+        let v = &versions[1];
+        c.download_version_to_file(&key, Some(&v.version_id), &dest, v.size, &xfer).await.unwrap();
+    });
+    assert!(std::fs::read(&dest).unwrap() == old, "the old version's bytes");
+}
