@@ -51,6 +51,18 @@ pub fn replace(tmp: &Path, dest: &Path) -> io::Result<()> {
     std::fs::rename(tmp, dest)
 }
 
+/// Move `tmp` to `dest` only if nothing is there: a file that appears meanwhile is kept
+/// (`AlreadyExists`). A hard link is the atomic no-replace move; where the filesystem has
+/// none, a check just before the rename.
+pub fn place_new(tmp: &Path, dest: &Path) -> io::Result<()> {
+    match std::fs::hard_link(tmp, dest) {
+        Ok(()) => std::fs::remove_file(tmp),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if std::fs::symlink_metadata(dest).is_ok() => Err(io::ErrorKind::AlreadyExists.into()),
+        Err(_) => std::fs::rename(tmp, dest),
+    }
+}
+
 /// Is `key` a relative path we may create under the sync root? Rejects absolute paths,
 /// `.`/`..`/empty components, NUL, folder markers ending in '/', and our own temp names
 /// (SPEC-S4 §2: unsafe remote keys are never written).
@@ -115,6 +127,18 @@ mod tests {
         assert!(safe_dest(root, "link/f").unwrap_err().contains("is a symlink"));
         std::fs::write(root.join("file"), "x").unwrap();
         assert!(safe_dest(root, "file/f").unwrap_err().contains("is a file, not a folder"));
+    }
+
+    #[test]
+    fn place_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, dest) = (dir.path().join("t"), dir.path().join("d"));
+        std::fs::write(&tmp, "new").unwrap();
+        place_new(&tmp, &dest).unwrap();
+        assert!(!tmp.exists());
+        std::fs::write(&tmp, "newer").unwrap();
+        assert_eq!(place_new(&tmp, &dest).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new");
     }
 
     #[test]

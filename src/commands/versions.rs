@@ -69,20 +69,28 @@ pub fn restore(config: &Config, cmd: RestoreCmd) -> Result<i32, Fatal> {
         None if root.is_dir() => fsutil::safe_dest(&root, &key)?,
         None => return Err(format!("the folder of target {} ({}) does not exist", cmd.target, root.display())),
     };
+    let in_the_way = || {
+        format!(
+            "{} exists; not replacing it. Use --to FILE to write the version elsewhere, or --force to replace it",
+            dest.display()
+        )
+    };
+    // Checked before the download so nothing is fetched in vain; placing the file checks again.
     match std::fs::symlink_metadata(&dest) {
         Ok(m) if m.is_dir() => return Err(format!("{} is a folder; give --to a file name", dest.display())),
-        Ok(_) if !cmd.force => {
-            return Err(format!(
-                "{} exists; not replacing it. Use --to FILE to write the version elsewhere, or --force to replace it",
-                dest.display()
-            ))
-        }
+        Ok(_) if !cmd.force => return Err(in_the_way()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{}: {e}", dest.display())),
     }
     let tmp = fsutil::temp_path(&dest);
-    let fetched = rt.block_on(fetch(&client, &remote_key, chosen, &tmp, &dest));
+    let fetched = rt.block_on(fetch(&client, &remote_key, chosen, &tmp)).and_then(|()| {
+        let placed = if cmd.force { fsutil::replace(&tmp, &dest) } else { fsutil::place_new(&tmp, &dest) };
+        placed.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => in_the_way(),
+            _ => format!("renaming into {}: {e}", dest.display()),
+        })
+    });
     if fetched.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -103,15 +111,14 @@ pub fn restore(config: &Config, cmd: RestoreCmd) -> Result<i32, Fatal> {
     Ok(OK)
 }
 
-/// GET the version into `tmp`, then move it to `dest` with mtime "now": newer than anything
-/// the indexes hold, so the next sync uploads it as the newest version.
-async fn fetch(client: &Client, key: &str, v: &Version, tmp: &Path, dest: &Path) -> Result<(), Fatal> {
+/// GET the version into `tmp` and give it mtime "now": newer than anything the indexes hold,
+/// so the next sync uploads it as the newest version.
+async fn fetch(client: &Client, key: &str, v: &Version, tmp: &Path) -> Result<(), Fatal> {
     client
         .download_version_to_file(key, Some(&v.version_id), tmp, v.size, &Transfer::default())
         .await
         .map_err(|e| format!("restoring version {}: {e}", v.version_id))?;
-    fsutil::seal(tmp, std::time::SystemTime::now()).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    fsutil::replace(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))
+    fsutil::seal(tmp, std::time::SystemTime::now()).map_err(|e| format!("writing {}: {e}", tmp.display()))
 }
 
 /// The versions of `key`, newest first, after checking the store keeps versions at all: a
