@@ -181,7 +181,7 @@ pub struct LsCmd {
 pub struct VersionsCmd {
     #[argh(positional)]
     pub target: String,
-    /// the file's path relative to the target's folder
+    /// the file's path relative to the target's folder (or, starting with / ./ or ../, a path to it)
     #[argh(positional)]
     pub path: String,
     /// one JSON object per version on stdout
@@ -195,7 +195,7 @@ pub struct VersionsCmd {
 pub struct RestoreCmd {
     #[argh(positional)]
     pub target: String,
-    /// the file's path relative to the target's folder
+    /// the file's path relative to the target's folder (or, starting with / ./ or ../, a path to it)
     #[argh(positional)]
     pub path: String,
     /// the version to bring back (see `s4 versions`)

@@ -1,5 +1,6 @@
 //! Local file primitives the sync relies on for "never lose a file": atomic replace
-//! (temp file in the same directory, fsync, rename) and the safety check on relative keys.
+//! (temp file in the same directory, fsync, rename), the safety check on relative keys, and
+//! the way down to a key's place under the root that never passes through a symlink.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -50,6 +51,35 @@ pub fn md5_range(path: &Path, offset: u64, len: u64) -> io::Result<[u8; 16]> {
     Ok(h.finalize().into())
 }
 
+/// Finish a downloaded temp file: give it `mtime` and flush it to disk, so the rename that
+/// follows never exposes a file whose bytes are not there yet.
+pub fn seal(tmp: &Path, mtime: std::time::SystemTime) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(tmp)?;
+    file.set_modified(mtime)?;
+    file.sync_all()
+}
+
+/// Rename `tmp` over `dest`. A replaced file's permissions carry over (a private file stays
+/// private).
+pub fn replace(tmp: &Path, dest: &Path) -> io::Result<()> {
+    if let Ok(m) = std::fs::metadata(dest) {
+        let _ = std::fs::set_permissions(tmp, m.permissions());
+    }
+    std::fs::rename(tmp, dest)
+}
+
+/// Move `tmp` to `dest` only if nothing is there: a file that appears meanwhile is kept
+/// (`AlreadyExists`). A hard link is the atomic no-replace move; where the filesystem has
+/// none, a check just before the rename.
+pub fn place_new(tmp: &Path, dest: &Path) -> io::Result<()> {
+    match std::fs::hard_link(tmp, dest) {
+        Ok(()) => std::fs::remove_file(tmp),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if std::fs::symlink_metadata(dest).is_ok() => Err(io::ErrorKind::AlreadyExists.into()),
+        Err(_) => std::fs::rename(tmp, dest),
+    }
+}
+
 /// Is `key` a relative path we may create under the sync root? Rejects absolute paths,
 /// `.`/`..`/empty components, NUL, folder markers ending in '/', and our own temp names
 /// (SPEC-S4 §2: unsafe remote keys are never written).
@@ -57,6 +87,37 @@ pub fn is_safe_key(key: &str) -> bool {
     !key.is_empty()
         && !key.contains('\0')
         && key.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && !c.starts_with(TMP_PREFIX))
+}
+
+/// The destination for `key` under `root`, its directories created one by one. A component
+/// that is a symlink (or a file) stops it before anything is created: a linked directory must
+/// not lead a download outside the synced folder. `key` must be safe ([`is_safe_key`]).
+pub fn safe_dest(root: &Path, key: &str) -> Result<PathBuf, String> {
+    let mut dir = root.to_path_buf();
+    let mut parts = key.split('/').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            return Ok(dir.join(part));
+        }
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(format!("{} is a symlink; not following it for a download; skipped", dir.display()))
+            }
+            Ok(_) => return Err(format!("{} is a file, not a folder; skipped", dir.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                // A parallel download made it first: fine if it is a real directory.
+                Err(e)
+                    if e.kind() == io::ErrorKind::AlreadyExists
+                        && std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) => {}
+                Err(e) => return Err(format!("creating {}: {e}", dir.display())),
+            },
+            Err(e) => return Err(format!("{}: {e}", dir.display())),
+        }
+    }
+    Err("empty key".into())
 }
 
 #[cfg(test)]
@@ -71,6 +132,30 @@ mod tests {
         for k in ["", "/abs", "a//b", "a/", "./a", "a/./b", "../x", "a/../../x", "..", "a\0b", ".s4tmp-1-2"] {
             assert!(!is_safe_key(k), "{k:?}");
         }
+    }
+
+    #[test]
+    fn safe_dest_creates_folders_and_stops_at_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert_eq!(safe_dest(root, "a/b/f").unwrap(), root.join("a/b/f"));
+        assert!(root.join("a/b").is_dir());
+        std::os::unix::fs::symlink("/tmp", root.join("link")).unwrap();
+        assert!(safe_dest(root, "link/f").unwrap_err().contains("is a symlink"));
+        std::fs::write(root.join("file"), "x").unwrap();
+        assert!(safe_dest(root, "file/f").unwrap_err().contains("is a file, not a folder"));
+    }
+
+    #[test]
+    fn place_new_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, dest) = (dir.path().join("t"), dir.path().join("d"));
+        std::fs::write(&tmp, "new").unwrap();
+        place_new(&tmp, &dest).unwrap();
+        assert!(!tmp.exists());
+        std::fs::write(&tmp, "newer").unwrap();
+        assert_eq!(place_new(&tmp, &dest).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new");
     }
 
     #[test]

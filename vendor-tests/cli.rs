@@ -1,168 +1,17 @@
 //! The built `s4` binary in temp folders against a real store: S4's semantic cases, the
 //! fixed behaviours (each test named after what it pins), and interop with S4 0.4.4.
 
+#[path = "support/sandbox.rs"]
+mod sandbox;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use sandbox::{at, mtime, read, write, Env};
 use serde_json::Value;
-use support::{store, unique_prefix};
-
-struct Env {
-    dir: tempfile::TempDir,
-    prefix: String,
-}
-
-struct Run {
-    code: i32,
-    lines: Vec<Value>,
-    stderr: String,
-}
-
-impl Run {
-    fn summary(&self) -> &Value {
-        &self.lines.last().expect("a summary line")["summary"]
-    }
-    fn count(&self, field: &str) -> u64 {
-        self.summary()[field].as_u64().unwrap_or_else(|| panic!("no {field} in {:?}", self.summary()))
-    }
-    /// (action, key) pairs, sorted: transfers finish in any order.
-    fn actions(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self
-            .lines
-            .iter()
-            .filter(|v| v.get("key").is_some())
-            .map(|v| (v["action"].as_str().unwrap().to_string(), v["key"].as_str().unwrap().to_string()))
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-fn at(secs_from_now: i64) -> SystemTime {
-    let now = SystemTime::now();
-    if secs_from_now >= 0 {
-        now + Duration::from_secs(secs_from_now as u64)
-    } else {
-        now - Duration::from_secs((-secs_from_now) as u64)
-    }
-}
-
-/// Write a file and give it an mtime whole seconds away from now (S4 compares whole seconds).
-fn write(path: &Path, content: &str, mtime_offset: i64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-    std::fs::File::options().write(true).open(path).unwrap().set_modified(at(mtime_offset)).unwrap();
-}
-
-fn mtime(path: &Path) -> i64 {
-    let m = std::fs::metadata(path).unwrap().modified().unwrap();
-    m.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-impl Env {
-    fn new(test: &str) -> Env {
-        Env { dir: tempfile::tempdir().unwrap(), prefix: unique_prefix(test) }
-    }
-
-    fn folder(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn conf(&self) -> PathBuf {
-        self.dir.path().join("conf/sync.conf")
-    }
-
-    fn s4(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(support::s4_bin!())
-            .args(args)
-            .env("S4_CONFIG", self.conf())
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_PROFILE")
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// `s4 add` by flags: folder `name` on this test's prefix.
-    fn add(&self, name: &str) {
-        let s = store();
-        let folder = self.folder(name);
-        std::fs::create_dir_all(&folder).unwrap();
-        let uri = format!("s3://{}/{}", s.bucket, self.prefix.trim_end_matches('/'));
-        let out = self.s4(
-            &[
-                "add",
-                "--local-folder",
-                folder.to_str().unwrap(),
-                "--s3-uri",
-                &uri,
-                "--endpoint-url",
-                &s.endpoint,
-                "--region",
-                &s.region,
-                "--name",
-                name,
-                "--access-key-id",
-                &s.access_key,
-                "--secret-access-key-stdin",
-            ],
-            &format!("{}\n", s.secret_key),
-        );
-        assert!(out.status.success(), "add: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn sync(&self, name: &str, extra: &[&str]) -> Run {
-        let mut args = vec!["--no-colors", "sync", "--json", name];
-        args.extend_from_slice(extra);
-        let out = self.s4(&args, "");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let lines =
-            stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
-        Run { code: out.status.code().unwrap_or(-1), lines, stderr: String::from_utf8_lossy(&out.stderr).into() }
-    }
-
-    fn client(&self) -> s4::s3::Client {
-        support::client()
-    }
-
-    fn remote_keys(&self) -> Vec<String> {
-        let c = self.client();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let mut l = c.list(&self.prefix, None, None);
-            let mut v = Vec::new();
-            while let Some(o) = l.next_object().await.unwrap() {
-                v.push(o.key[self.prefix.len()..].to_string());
-            }
-            v
-        })
-    }
-
-    fn put_remote(&self, key: &str, body: &str) {
-        let c = self.client();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(c.put(
-            &format!("{}{key}", self.prefix),
-            s4::s3::Payload::Bytes(body.to_string().into()),
-            &Default::default(),
-        ))
-        .unwrap();
-    }
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap()
-}
+use support::store;
 
 #[test]
 fn two_folders_converge_through_creates_edits_and_deletes() {

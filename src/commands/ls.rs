@@ -67,18 +67,20 @@ pub fn run(config: &Config, cmd: LsCmd) -> Result<i32, Fatal> {
     Ok(OK)
 }
 
-/// tabulate's "simple" format, as S4 prints it.
-fn tabulate(headers: &[&str; 3], rows: &[[String; 3]]) -> String {
-    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).chain([headers[i].len()]).max().unwrap_or(0);
-    let w = [width(0), width(1), width(2)];
-    let line = |cells: [&str; 3]| {
-        let s = format!("{:<a$}  {:<b$}  {:<c$}", cells[0], cells[1], cells[2], a = w[0], b = w[1], c = w[2]);
-        format!("{}\n", s.trim_end())
+/// tabulate's "simple" format, as S4 prints it: columns left-aligned, two spaces apart.
+pub(super) fn tabulate<const N: usize>(headers: &[&str; N], rows: &[[String; N]]) -> String {
+    let w: [usize; N] = std::array::from_fn(|i| {
+        rows.iter().map(|r| r[i].chars().count()).chain([headers[i].chars().count()]).max().unwrap_or(0)
+    });
+    let line = |cells: [&str; N]| {
+        let padded: Vec<String> = cells.iter().zip(w).map(|(c, w)| format!("{c:<w$}")).collect();
+        format!("{}\n", padded.join("  ").trim_end())
     };
     let mut out = line(*headers);
-    out.push_str(&line(["-".repeat(w[0]).as_str(), "-".repeat(w[1]).as_str(), "-".repeat(w[2]).as_str()]));
+    let rules = w.map(|w| "-".repeat(w));
+    out.push_str(&line(std::array::from_fn(|i| rules[i].as_str())));
     for r in rows {
-        out.push_str(&line([&r[0], &r[1], &r[2]]));
+        out.push_str(&line(std::array::from_fn(|i| r[i].as_str())));
     }
     out
 }

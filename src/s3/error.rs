@@ -58,6 +58,11 @@ impl Error {
         self.kind == ErrorKind::Changed
     }
 
+    /// The store does not implement the operation (501, or its `NotImplemented` code).
+    pub fn is_not_implemented(&self) -> bool {
+        self.status() == Some(501) || self.code() == Some("NotImplemented")
+    }
+
     /// A conditional write lost: 412 PreconditionFailed, or 409 when two writers raced.
     pub fn is_precondition_failed(&self) -> bool {
         matches!(self.status(), Some(412) | Some(409))

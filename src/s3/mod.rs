@@ -9,6 +9,7 @@ pub mod multipart;
 mod ops;
 pub mod retry;
 pub mod sigv4;
+pub mod versions;
 pub mod xml;
 
 pub use client::{Client, Config};
@@ -17,4 +18,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use http::Payload;
 pub use multipart::Transfer;
 pub use ops::{content_md5, Lister, ObjectMeta, PutOptions};
+pub use versions::{Version, Versioning};
 pub use xml::{ListPage, Object};

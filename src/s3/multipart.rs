@@ -314,8 +314,20 @@ impl Client {
     /// threshold, else ranges fetched in parallel, written in place, all pinned to one ETag
     /// (If-Match) so a concurrent overwrite cannot mix two versions in one file.
     pub async fn download_to_file(&self, key: &str, dest: &Path, size: u64, xfer: &Transfer) -> Result<ObjectMeta> {
+        self.download_version_to_file(key, None, dest, size, xfer).await
+    }
+
+    /// [`Client::download_to_file`] of one version (`None`: the current one).
+    pub async fn download_version_to_file(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        dest: &Path,
+        size: u64,
+        xfer: &Transfer,
+    ) -> Result<ObjectMeta> {
         if size < xfer.threshold {
-            return self.get_to_file(key, dest, None).await;
+            return self.get_version_to_file(key, version, dest, None).await;
         }
         let io = |e: std::io::Error| Error::new("GetObject", dest.display().to_string(), ErrorKind::Io(e.to_string()));
         let file = std::fs::File::options().write(true).create_new(true).open(dest).map_err(io)?;
@@ -325,7 +337,7 @@ impl Client {
         let mut ranges = parts(size, part);
         // The first range tells the ETag that pins every other range.
         let (_, off, len) = ranges.next().expect("at least one range");
-        let (meta, _) = self.fetch_range(key, &file, off, len, None).await?;
+        let (meta, _) = self.fetch_range(key, version, &file, off, len, None).await?;
         if meta.size != size {
             return Err(Error::new(
                 "GetObject",
@@ -343,7 +355,10 @@ impl Client {
                 self.next_range(&mut set, key).await?;
             }
             let (client, key, file, etag) = (self.clone(), key.to_string(), file.clone(), etag.clone());
-            set.spawn(async move { client.fetch_range(&key, &file, off, len, etag.as_deref()).await.map(|_| ()) });
+            let version = version.map(str::to_string);
+            set.spawn(async move {
+                client.fetch_range(&key, version.as_deref(), &file, off, len, etag.as_deref()).await.map(|_| ())
+            });
         }
         while !set.is_empty() {
             self.next_range(&mut set, key).await?;
@@ -364,6 +379,7 @@ impl Client {
     async fn fetch_range(
         &self,
         key: &str,
+        version: Option<&str>,
         file: &Arc<std::fs::File>,
         offset: u64,
         len: u64,
@@ -374,7 +390,7 @@ impl Client {
         let mut resumed = 0;
         let meta = loop {
             let result = self
-                .get_into(key, Some((at, end - 1)), etag, |chunk| {
+                .get_into(key, version, Some((at, end - 1)), etag, |chunk| {
                     // Positional writes of one chunk land in the page cache; cheap enough inline.
                     let r = file.write_all_at(&chunk, at);
                     at += chunk.len() as u64;

@@ -181,7 +181,7 @@ impl Client {
     /// decoding those would turn a '+' in a key into a space, or "%41" into "A". Ask the store
     /// once per client, with a prefix holding a space, whether it really encodes; never guess
     /// from key contents (a key may hold anything).
-    async fn listing_is_encoded(&self) -> Result<bool> {
+    pub(super) async fn listing_is_encoded(&self) -> Result<bool> {
         if let Some(known) = self.url_encoding() {
             return Ok(known);
         }
@@ -232,20 +232,35 @@ impl Client {
     /// Stream an object (or `range` = (first, last) inclusive) into a new file at `dest`,
     /// which must not exist yet (never follows a symlink planted there).
     pub async fn get_to_file(&self, key: &str, dest: &Path, range: Option<(u64, u64)>) -> Result<ObjectMeta> {
+        self.get_version_to_file(key, None, dest, range).await
+    }
+
+    /// [`Client::get_to_file`] of one version (`None`: the current one).
+    pub async fn get_version_to_file(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        dest: &Path,
+        range: Option<(u64, u64)>,
+    ) -> Result<ObjectMeta> {
         let mut file = std::fs::File::options().write(true).create_new(true).open(dest).map_err(|e| {
             Error::new("GetObject", dest.display().to_string(), ErrorKind::Io(format!("creating: {e}")))
         })?;
         // Chunks land in the page cache; a synchronous write of one is cheap.
-        self.get_into(key, range, None, |chunk| std::future::ready(std::io::Write::write_all(&mut file, &chunk)))
-            .await
-            .map(|(meta, _)| meta)
+        self.get_into(key, version, range, None, |chunk| {
+            std::future::ready(std::io::Write::write_all(&mut file, &chunk))
+        })
+        .await
+        .map(|(meta, _)| meta)
     }
 
-    /// GET (a range of) an object, handing each body chunk to `sink`; returns the metadata and
-    /// the bytes received, checked against Content-Length so a cut-off body is an error.
+    /// GET (a range of) an object or one of its versions, handing each body chunk to `sink`;
+    /// returns the metadata and the bytes received, checked against Content-Length so a
+    /// cut-off body is an error.
     pub(crate) async fn get_into<F, Fut>(
         &self,
         key: &str,
+        version: Option<&str>,
         range: Option<(u64, u64)>,
         if_match: Option<&str>,
         mut sink: F,
@@ -255,6 +270,9 @@ impl Client {
         Fut: std::future::Future<Output = std::io::Result<()>>,
     {
         let mut req = Request::new("GetObject", Method::GET, Some(key));
+        if let Some(v) = version {
+            req = req.query("versionId", v);
+        }
         if let Some((a, b)) = range {
             req = req.header("range", format!("bytes={a}-{b}"));
         }

@@ -85,13 +85,13 @@ enum Ev {
     Eof,
 }
 
-struct Xml<'a> {
+pub(super) struct Xml<'a> {
     r: Reader<&'a [u8]>,
     open: Vec<String>,
 }
 
 impl<'a> Xml<'a> {
-    fn new(xml: &'a [u8]) -> Self {
+    pub(super) fn new(xml: &'a [u8]) -> Self {
         let mut r = Reader::from_reader(xml);
         let c = r.config_mut();
         c.check_end_names = true;
@@ -149,7 +149,7 @@ impl<'a> Xml<'a> {
 
     /// Reads the root element, which must be `want`. An `<Error>` document instead (S3 can
     /// answer 200 with one) is reported by its code and message.
-    fn expect_root(&mut self, want: &str) -> Result<(), XmlError> {
+    pub(super) fn expect_root(&mut self, want: &str) -> Result<(), XmlError> {
         let found = match self.root()? {
             Some(n) if n == want => return Ok(()),
             // moto names the CompleteMultipartUpload answer `...Response`; same content.
@@ -167,7 +167,7 @@ impl<'a> Xml<'a> {
     }
 
     /// After a Start: the element's text content, up to and including its End.
-    fn text(&mut self) -> Result<String, XmlError> {
+    pub(super) fn text(&mut self) -> Result<String, XmlError> {
         let mut out = String::new();
         loop {
             match self.next()? {
@@ -183,7 +183,7 @@ impl<'a> Xml<'a> {
 
     /// After a Start: consume the element and everything in it (iteratively: a deeply
     /// nested document must not exhaust the stack).
-    fn skip(&mut self) -> Result<(), XmlError> {
+    pub(super) fn skip(&mut self) -> Result<(), XmlError> {
         let mut depth = 1usize;
         while depth > 0 {
             match self.next()? {
@@ -197,7 +197,10 @@ impl<'a> Xml<'a> {
 
     /// After a Start: call `f` for each child element (which `f` must consume whole with
     /// `text`, `skip`, `children` or `fields`), up to and including the element's End.
-    fn children(&mut self, mut f: impl FnMut(&mut Self, &str) -> Result<(), XmlError>) -> Result<(), XmlError> {
+    pub(super) fn children(
+        &mut self,
+        mut f: impl FnMut(&mut Self, &str) -> Result<(), XmlError>,
+    ) -> Result<(), XmlError> {
         loop {
             match self.next()? {
                 Ev::Start(n) => f(self, &n)?,
@@ -209,7 +212,7 @@ impl<'a> Xml<'a> {
 
     /// After a Start: the text of each child named in `names` (the last one wins when
     /// repeated); other children are skipped.
-    fn fields<const N: usize>(&mut self, names: [&str; N]) -> Result<[Option<String>; N], XmlError> {
+    pub(super) fn fields<const N: usize>(&mut self, names: [&str; N]) -> Result<[Option<String>; N], XmlError> {
         let mut out = [(); N].map(|_| None);
         self.children(|x, n| match names.iter().position(|f| *f == n) {
             Some(i) => x.text().map(|t| out[i] = Some(t)),
@@ -219,15 +222,15 @@ impl<'a> Xml<'a> {
     }
 }
 
-fn required<T>(v: Option<T>, field: &str, parent: &str) -> Result<T, XmlError> {
+pub(super) fn required<T>(v: Option<T>, field: &str, parent: &str) -> Result<T, XmlError> {
     v.ok_or_else(|| err(format!("missing <{field}> in <{parent}>")))
 }
 
-fn parse_u64(s: &str, field: &str) -> Result<u64, XmlError> {
+pub(super) fn parse_u64(s: &str, field: &str) -> Result<u64, XmlError> {
     s.trim().parse().map_err(|_| err(format!("<{field}> is not a number: {s:?}")))
 }
 
-fn parse_bool(s: &str, field: &str) -> Result<bool, XmlError> {
+pub(super) fn parse_bool(s: &str, field: &str) -> Result<bool, XmlError> {
     match s.trim() {
         "true" | "True" | "TRUE" => Ok(true),
         "false" | "False" | "FALSE" => Ok(false),
@@ -235,21 +238,21 @@ fn parse_bool(s: &str, field: &str) -> Result<bool, XmlError> {
     }
 }
 
-fn non_empty(s: String) -> Option<String> {
+pub(super) fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-fn strip_quotes(s: &str) -> String {
+pub(super) fn strip_quotes(s: &str) -> String {
     let s = s.strip_prefix('"').unwrap_or(s);
     s.strip_suffix('"').unwrap_or(s).to_owned()
 }
 
-fn is_url(s: &str) -> bool {
+pub(super) fn is_url(s: &str) -> bool {
     s.trim().eq_ignore_ascii_case("url")
 }
 
 /// `encoding-type=url` values: '+' is a space, %XX a byte; the result must be UTF-8.
-fn url_decode(s: &str, field: &str) -> Result<String, XmlError> {
+pub(super) fn url_decode(s: &str, field: &str) -> Result<String, XmlError> {
     if !s.contains(['%', '+']) {
         return Ok(s.to_owned());
     }

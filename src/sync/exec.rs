@@ -161,42 +161,11 @@ impl Ctx {
         same.unwrap_or(false).then_some(etag)
     }
 
-    /// The destination for `key`, its directories created one by one under the root. A
-    /// component that is a symlink (or a file) stops it before anything is created: a linked
-    /// directory must not lead a download outside the synced folder.
-    fn safe_parent(&self, key: &str) -> Result<PathBuf, String> {
-        let mut dir = self.root.clone();
-        let mut parts = key.split('/').peekable();
-        while let Some(part) = parts.next() {
-            if parts.peek().is_none() {
-                return Ok(dir.join(part));
-            }
-            dir.push(part);
-            match std::fs::symlink_metadata(&dir) {
-                Ok(m) if m.is_dir() => {}
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(format!("{} is a symlink; not following it for a download; skipped", dir.display()))
-                }
-                Ok(_) => return Err(format!("{} is a file, not a folder; skipped", dir.display())),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(&dir) {
-                    Ok(()) => {}
-                    // A parallel download made it first: fine if it is a real directory.
-                    Err(e)
-                        if e.kind() == std::io::ErrorKind::AlreadyExists
-                            && std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) => {}
-                    Err(e) => return Err(format!("creating {}: {e}", dir.display())),
-                },
-                Err(e) => return Err(format!("{}: {e}", dir.display())),
-            }
-        }
-        Err("empty key".into())
-    }
-
     async fn download(&self, job: &Job, ts: i64) -> Result<Done, String> {
         if !fsutil::is_safe_key(&job.key) {
             return Err("not a safe relative path; skipped".into());
         }
-        let dest = self.safe_parent(&job.key)?;
+        let dest = fsutil::safe_dest(&self.root, &job.key)?;
         let tmp = fsutil::temp_path(&dest);
         let result = self.download_to(job, ts, &dest, &tmp).await;
         if result.is_err() {
@@ -211,19 +180,11 @@ impl Ctx {
             .download_to_file(&self.remote_key(&job.key), tmp, job.remote_size, &self.transfer)
             .await
             .map_err(|e| e.to_string())?;
-        let io = |e: std::io::Error| format!("writing {}: {e}", tmp.display());
-        let file = std::fs::OpenOptions::new().write(true).open(tmp).map_err(io)?;
         // The version's source time, not "now" (S4 bug): syncing back is then a no-op.
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0) as u64);
-        file.set_modified(when).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
+        fsutil::seal(tmp, when).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         check_unchanged(dest, job.local_mtime)?;
-        // An update keeps the file's permissions (a private file stays private).
-        if let Ok(m) = std::fs::metadata(dest) {
-            let _ = std::fs::set_permissions(tmp, m.permissions());
-        }
-        std::fs::rename(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
+        fsutil::replace(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
         self.progress.add(1, meta.size);
         Ok(Done::Downloaded { lm: job.remote_lm.or(meta.last_modified), bytes: meta.size })
     }

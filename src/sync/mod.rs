@@ -82,6 +82,8 @@ pub struct Names {
 }
 
 const COMMIT_EVERY: usize = 2000;
+/// The longest file name ext4, xfs, btrfs and most others take, in bytes.
+const NAME_MAX: usize = 255;
 const COMMIT_SECS: u64 = 60;
 
 /// Sync one target. `Err` means the target could not be synced at all (exit 2);
@@ -452,6 +454,15 @@ impl Run<'_> {
             }
             if !crate::fsutil::is_safe_key(rel) {
                 crate::warn!("Skipping {}: not a safe relative path for a local file", self.ctx.client.uri(&o.key));
+                continue;
+            }
+            if let Some(long) = rel.split('/').find(|c| c.len() > NAME_MAX) {
+                crate::warn!(
+                    "Skipping {}: its name \"{}...\" is {} bytes, longer than local filesystems allow ({NAME_MAX})",
+                    self.ctx.client.uri(&o.key),
+                    long.chars().take(40).collect::<String>(),
+                    long.len()
+                );
                 continue;
             }
             if rules.is_ignored(rel, false) && idx.local.get(rel).is_none_or(|e| e.is_tombstone()) {

@@ -14,6 +14,9 @@
 //!   only exists while compiling the test crate): `std::process::Command::new(support::s4_bin!())`.
 //! * [`aws_cli()`] runs the AWS CLI (`aws s3api ...`) against the store as an independent client;
 //!   it returns `None` (after printing a note) when `aws` is not installed, so the caller skips that check.
+//! * `sandbox.rs` beside this file: the built `s4` binary run in a temp HOME on a test prefix
+//!   (`Env`). Binary tests include it themselves (`#[path = "support/sandbox.rs"] mod sandbox;`):
+//!   it needs `CARGO_BIN_EXE_s4`, which examples that include this module do not have.
 #![allow(dead_code, unused_macros, unused_imports)]
 
 use std::path::{Path, PathBuf};
