@@ -168,7 +168,10 @@ fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
         }
         match rt.block_on(sync_target(config, name, &opts)) {
             Ok(r) => {
-                if !r.clean() {
+                if let Some(why) = &r.stopped {
+                    crate::error!("There was an error syncing '{name}':\n{why}");
+                    code = FAILED;
+                } else if !r.clean() {
                     code = code.max(PARTIAL);
                 }
                 total.absorb(&r);
@@ -250,8 +253,11 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
             };
             let due = *again || last.is_none_or(|t| t.elapsed().as_secs() >= cmd.poll);
             if changed || due {
-                if let Err(e) = rt.block_on(sync_target(config, name, &opts)) {
-                    crate::error!("There was an error syncing '{name}':\n{e}");
+                match rt.block_on(sync_target(config, name, &opts)) {
+                    Err(e) | Ok(Report { stopped: Some(e), .. }) => {
+                        crate::error!("There was an error syncing '{name}':\n{e}")
+                    }
+                    Ok(_) => {}
                 }
                 // After the sync, so our own downloads do not count as news. Events that came
                 // during it may also be the user's: one more sync then settles them (a quick

@@ -52,11 +52,13 @@ pub struct Report {
     pub errors: u64,
     pub planned: u64,
     pub interrupted: bool,
+    /// Why a guard stopped the planned deletions (none of them ran).
+    pub stopped: Option<String>,
 }
 
 impl Report {
     pub fn clean(&self) -> bool {
-        self.errors == 0 && self.conflicts_skipped == 0 && !self.interrupted
+        self.errors == 0 && self.conflicts_skipped == 0 && !self.interrupted && self.stopped.is_none()
     }
 
     /// Add another target's counts (for the summary of a multi-target sync).
@@ -71,6 +73,7 @@ impl Report {
         self.errors += r.errors;
         self.planned += r.planned;
         self.interrupted |= r.interrupted;
+        self.stopped = self.stopped.take().or_else(|| r.stopped.clone());
     }
 }
 
@@ -135,7 +138,7 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         }
     }
     run.drain(&mut idx).await?;
-    let stopped = run.release_deletes(&mut idx).await?;
+    run.report.stopped = run.release_deletes(&mut idx).await?;
     run.drain(&mut idx).await?;
     if interrupted() {
         deferred.clear();
@@ -156,13 +159,10 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     if idx.uncommitted > 0 {
         crate::info!("Flushing Index to Storage");
         idx.commit(client, prefix).await?;
-    } else if stopped.is_none() {
+    } else if run.report.stopped.is_none() {
         crate::info!("Nothing to update");
     }
-    match stopped {
-        Some(why) => Err(why),
-        None => Ok(run.report),
-    }
+    Ok(run.report)
 }
 
 /// Multipart uploads under the prefix begun over a day ago are leftovers of killed runs (ours
