@@ -6,6 +6,8 @@ pub mod exec;
 pub mod guard;
 pub mod index;
 pub mod plan;
+mod prepare;
+mod report;
 pub mod scan;
 pub(crate) mod state;
 mod stores;
@@ -19,7 +21,10 @@ use tokio::task::JoinSet;
 use self::conflict::Mode;
 use self::exec::{Ctx, Done, Job, Outcome};
 use self::index::Entry;
-use self::plan::{Decision, Kind};
+use self::plan::Decision;
+use self::prepare::{abort_stale_uploads, load_rules, lock};
+pub use self::report::{json_line, Report};
+use self::report::{kind_color, verb};
 use self::scan::{Item, LocalFile, Scanner};
 use self::state::Indexes;
 use crate::ignore::IgnoreRules;
@@ -38,43 +43,6 @@ pub struct Options {
     /// Deletions beyond this stop the run before anything is deleted (unless `force`).
     pub max_delete: guard::MaxDelete,
     pub force: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub deleted_local: u64,
-    pub deleted_remote: u64,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub conflicts_skipped: u64,
-    pub errors: u64,
-    pub planned: u64,
-    pub interrupted: bool,
-    /// Why a guard stopped the planned deletions (none of them ran).
-    pub stopped: Option<String>,
-}
-
-impl Report {
-    pub fn clean(&self) -> bool {
-        self.errors == 0 && self.conflicts_skipped == 0 && !self.interrupted && self.stopped.is_none()
-    }
-
-    /// Add another target's counts (for the summary of a multi-target sync).
-    pub fn absorb(&mut self, r: &Report) {
-        self.uploaded += r.uploaded;
-        self.downloaded += r.downloaded;
-        self.deleted_local += r.deleted_local;
-        self.deleted_remote += r.deleted_remote;
-        self.bytes_up += r.bytes_up;
-        self.bytes_down += r.bytes_down;
-        self.conflicts_skipped += r.conflicts_skipped;
-        self.errors += r.errors;
-        self.planned += r.planned;
-        self.interrupted |= r.interrupted;
-        self.stopped = self.stopped.take().or_else(|| r.stopped.clone());
-    }
 }
 
 /// How a sync of one target is named in messages.
@@ -163,94 +131,6 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         crate::info!("Nothing to update");
     }
     Ok(run.report)
-}
-
-/// Multipart uploads under the prefix begun over a day ago are leftovers of killed runs (ours
-/// or anyone's): they cost money until aborted. Younger ones may be another machine's, in
-/// flight. Best effort: stores without ListMultipartUploads (s3s-fs) are skipped quietly.
-async fn abort_stale_uploads(client: &Client, prefix: &str) {
-    const DAY: i64 = 24 * 3600;
-    if prefix.is_empty() {
-        return; // a whole bucket may be shared with other tools: their uploads are not ours to end
-    }
-    let now = crate::log::now_secs();
-    let uploads = match client.list_multipart_uploads(prefix).await {
-        Ok(u) => u,
-        Err(e) => return crate::debug!("not checking for stale multipart uploads: {e}"),
-    };
-    for u in uploads.into_iter().filter(|u| u.initiated.is_some_and(|t| now - t > DAY)) {
-        match client.abort_multipart(&u.key, &u.upload_id).await {
-            Ok(()) => crate::info!("Aborted a stale multipart upload of {} (begun over a day ago)", client.uri(&u.key)),
-            Err(e) => crate::warn!("{e}"),
-        }
-    }
-}
-
-/// `.s4lock` held for the run (an flock, as S4's `filelock` takes it, so s4 and S4 exclude
-/// each other); removed afterwards. The kernel drops the lock of a dead process, so a lock
-/// left by `kill -9` is taken over by the next run.
-struct Lock(std::fs::File, std::path::PathBuf);
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.1);
-        let _ = self.0.unlock();
-    }
-}
-
-/// `.s4lock` in the folder, held for the run: two s4 processes never sync one folder at once.
-fn lock(root: &Path) -> Result<Lock, String> {
-    use std::io::{Read, Seek, Write};
-    use std::os::unix::fs::MetadataExt;
-    let path = root.join(".s4lock");
-    loop {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("creating lock {}: {e}", path.display()))?;
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = f.read_to_string(&mut holder);
-                let pid = holder.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default();
-                return Err(format!(
-                    "another s4{pid} is syncing {}: its lock {} is held; wait for it to finish",
-                    root.display(),
-                    path.display()
-                ));
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(format!("locking {}: {e}", path.display())),
-        }
-        // The holder we waited on may have removed the file as it finished: a lock on a
-        // file no longer at `path` excludes no one, so take the one that is there now.
-        let same = match (f.metadata(), std::fs::metadata(&path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        };
-        if same {
-            let _ = f.set_len(0).and_then(|()| f.rewind()).and_then(|()| write!(f, "{}", std::process::id()));
-            return Ok(Lock(f, path));
-        }
-    }
-}
-
-/// The folder's `.syncignore`, or the remote copy when there is no local one yet (a new
-/// machine must not download what the others ignore).
-async fn load_rules(client: &Client, prefix: &str, root: &Path) -> Result<IgnoreRules, String> {
-    match std::fs::read(root.join(".syncignore")) {
-        Ok(b) => return Ok(IgnoreRules::parse(&String::from_utf8_lossy(&b))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("reading {}: {e}", root.join(".syncignore").display())),
-    }
-    match client.get_bytes(&format!("{prefix}.syncignore")).await {
-        Ok(Some((b, _))) => Ok(IgnoreRules::parse(&String::from_utf8_lossy(&b))),
-        Ok(None) => Ok(IgnoreRules::default()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 struct Run<'a> {
@@ -742,41 +622,4 @@ impl Run<'_> {
             }
         }
     }
-}
-
-fn verb(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Create => "Creating",
-        Kind::Update => "Updating",
-    }
-}
-
-fn kind_color(kind: Kind) -> Color {
-    match kind {
-        Kind::Create => Color::Green,
-        Kind::Update => Color::Yellow,
-    }
-}
-
-/// One JSON object per action on stdout (`--json`).
-pub fn json_line(job: &Job, status: &str, error: Option<&str>, bytes: u64) {
-    let (action, kind) = match job.decision {
-        Decision::Upload { kind, .. } => ("upload", Some(kind)),
-        Decision::Download { kind, .. } => ("download", Some(kind)),
-        Decision::DeleteRemote { .. } => ("delete_remote", None),
-        Decision::DeleteLocal { .. } => ("delete_local", None),
-        Decision::Conflict => ("conflict", None),
-        Decision::Nothing => ("nothing", None),
-    };
-    let mut v = serde_json::json!({"key": job.key, "action": action, "status": status});
-    if let Some(k) = kind {
-        v["kind"] = serde_json::json!(if k == Kind::Create { "create" } else { "update" });
-    }
-    if bytes > 0 {
-        v["bytes"] = serde_json::json!(bytes);
-    }
-    if let Some(e) = error {
-        v["error"] = serde_json::json!(e);
-    }
-    println!("{v}");
 }
