@@ -236,10 +236,7 @@ fn config_is_s4_format_with_mode_0600_and_targets_lists_it() {
 
 #[test]
 fn unsafe_remote_keys_are_never_written_locally() {
-    if store().is_s3s_fs() {
-        eprintln!("note: s3s-fs normalises keys like a//b and ../x itself; skipped");
-        return;
-    }
+    let Some(_check) = support::check("unsafe_keys") else { return };
     let e = Env::new("unsafe");
     e.add("a");
     for key in ["../escape.txt", "a//b.txt", "dir/", "./dot.txt", "ok.txt"] {
@@ -285,7 +282,8 @@ impl Env {
 
 #[test]
 fn s4_0_4_4_and_s4_interoperate_on_one_folder_and_bucket() {
-    let Some(py) = s4_python() else { return };
+    let Some(interop) = support::check("s4_interop") else { return };
+    let Some(py) = s4_python() else { return interop.skip("S4 0.4.4 is not installed") };
     let e = Env::new("interop");
     // Both read the same config: S4's own place, which we honour via S4_CONFIG too.
     std::fs::create_dir_all(e.dir.path().join(".config/s4")).unwrap();
@@ -506,6 +504,9 @@ fn large_files_go_multipart_both_ways_and_stay_byte_identical() {
     let r = e.sync("b", &[]);
     assert_eq!((r.code, r.count("downloaded")), (0, 1), "{}", r.stderr);
     assert!(std::fs::read(e.folder("b").join("big.bin")).unwrap() == body);
+    // Where the store names the upload by another ETag than it lists, s4 cannot tell its own
+    // upload in the listing: the update below is then (safely) a conflict.
+    let Some(_check) = support::check("multipart_etag") else { return };
     // An update of the large file goes the same way.
     let mut v2 = body.clone();
     v2[12345] ^= 0xff;
@@ -620,7 +621,7 @@ fn recreated_after_deletion_settled_uploads_without_conflict() {
 /// held elsewhere is waited for (and, if it never frees, the write goes ahead with a warning).
 #[test]
 fn index_write_waits_for_a_lease_held_elsewhere() {
-    if store().name != "garage" {
+    if store().lacks("conditional_put").is_none() {
         eprintln!("note: only stores that ignore conditional writes use the lease; skipped");
         return;
     }

@@ -17,62 +17,12 @@ REGION=${S4_GARAGE_REGION:-garage}        # Garage rejects signatures for any ot
 ACCESS_KEY=GK5a4e5f0e2b1c3d4e5f6a7b8c    # Garage key IDs: "GK" + 24 hex digits
 SECRET_KEY=5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b  # 64 hex digits
 BUCKET=s4-test
-MAX_SECONDS=${S4_STORE_MAX_SECONDS:-3600}
 
-if [ "$#" -eq 0 ]; then
-    echo "usage: $0 CMD [ARGS...]" >&2
-    exit 2
-fi
+# shellcheck source=vendor-tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-tmp=$(mktemp -d "${S4_GARAGE_DIR:-${TMPDIR:-/tmp}}/s4-garage.XXXXXX")
-log="$tmp/setup.log"
-server_pid=""
-
-# shellcheck disable=SC2317  # called through the EXIT trap
-cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-fail() {
-    echo "garage.sh: $*" >&2
-    echo "---- $log" >&2
-    cat "$log" >&2 || true
-    echo "---- $tmp/garage.log (last 100 lines)" >&2
-    tail -n 100 "$tmp/garage.log" >&2 2>/dev/null || true
-    exit 1
-}
-
-# A free TCP port on 127.0.0.1.
-free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-    else
-        local p
-        while :; do
-            p=$((20000 + RANDOM % 40000))
-            (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-        done
-    fi
-}
-
-# HTTP status of GET http://127.0.0.1:PORT/PATH, or 000 (bash only, no curl needed).
-http_status() {
-    local port=$1 path=$2 line
-    line=$( (exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
-        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$path" "$port" >&3
-        timeout 5 head -n 1 <&3) 2>/dev/null) || { echo 000; return; }
-    line=${line#HTTP/* }
-    echo "${line:0:3}"
-}
+need_cmd "$@"
+store_init garage "${S4_GARAGE_DIR:-}"
 
 # ---- find or install garage
 find_garage() {
@@ -137,9 +87,7 @@ EOF
 
 garage() { "$GARAGE" -c "$tmp/garage.toml" "$@"; }
 
-RUST_LOG=${S4_GARAGE_LOG:-warn} timeout "$MAX_SECONDS" "$GARAGE" -c "$tmp/garage.toml" server \
-    >"$tmp/garage.log" 2>&1 &
-server_pid=$!
+RUST_LOG=${S4_GARAGE_LOG:-warn} start_server "$GARAGE" -c "$tmp/garage.toml" server
 
 # Wait for the RPC side: `garage status` answers once the node serves RPC (`garage node id`
 # alone is not enough: it reads the node key file, which exists before RPC listens).
@@ -181,28 +129,12 @@ done
 } >>"$log" 2>&1 || fail "key/bucket setup failed"
 
 # The S3 endpoint answers (403 to an anonymous request) once it serves.
-for _ in $(seq 100); do
-    case "$(http_status "$s3_port" "/$BUCKET/")" in 000) sleep 0.1 ;; *) break ;; esac
-done
-[ "$(http_status "$s3_port" "/$BUCKET/")" != 000 ] || fail "S3 API on 127.0.0.1:$s3_port does not answer"
+wait_http "$s3_port" "/$BUCKET/" 100
 
-export S4_TEST_ENDPOINT="http://127.0.0.1:$s3_port"
-export S4_TEST_REGION="$REGION"
-export S4_TEST_ACCESS_KEY="$ACCESS_KEY"
-export S4_TEST_SECRET_KEY="$SECRET_KEY"
-export S4_TEST_BUCKET="$BUCKET"
-export S4_TEST_STORE=garage
+export_store "http://127.0.0.1:$s3_port" "$REGION" "$ACCESS_KEY" "$SECRET_KEY" "$BUCKET"
 # For the bench harness's cost columns: requests per S3 operation, and the store's CPU time.
 export S4_BENCH_METRICS_URL="http://127.0.0.1:$admin_port/metrics"
 store_pid=$(pgrep -P "$server_pid" -x garage 2>/dev/null | head -n 1 || true)   # server_pid is `timeout`
 export S4_BENCH_STORE_PID="${store_pid:-$server_pid}"
 
-set +e
-"$@"
-rc=$?
-set -e
-if [ "$rc" -ne 0 ]; then
-    echo "garage.sh: '$*' exited $rc; garage log (last 50 lines):" >&2
-    tail -n 50 "$tmp/garage.log" >&2 || true
-fi
-exit "$rc"
+run_cmd "$@"

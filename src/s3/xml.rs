@@ -152,8 +152,9 @@ impl<'a> Xml<'a> {
     pub(super) fn expect_root(&mut self, want: &str) -> Result<(), XmlError> {
         let found = match self.root()? {
             Some(n) if n == want => return Ok(()),
-            // moto names the CompleteMultipartUpload answer `...Response`; same content.
-            Some(n) if want.strip_suffix("Result").is_some_and(|w| n.strip_suffix("Response") == Some(w)) => {
+            // moto names the CompleteMultipartUpload answer `...Response`, rclone serve s3 the
+            // InitiateMultipartUpload one without `Result`; same content.
+            Some(n) if want.strip_suffix("Result").is_some_and(|w| n == w || n.strip_suffix("Response") == Some(w)) => {
                 return Ok(())
             }
             Some(n) if n == "Error" => {

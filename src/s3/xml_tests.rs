@@ -116,6 +116,11 @@ fn multipart_documents() {
     let id = "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA";
     assert_eq!(parse_initiate_multipart(init.as_bytes()).unwrap(), id);
     assert!(parse_initiate_multipart(b"<InitiateMultipartUploadResult/>").is_err());
+    // rclone serve s3 (gofakes3) drops the `Result` of the root's name.
+    let rclone =
+        "<InitiateMultipartUpload><Bucket>b</Bucket><Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUpload>";
+    assert_eq!(parse_initiate_multipart(rclone.as_bytes()).unwrap(), "u1");
+    assert!(parse_initiate_multipart(b"<Initiate><UploadId>u1</UploadId></Initiate>").is_err());
     // S3 sends whitespace while it works, then the document.
     let done = r#"
 

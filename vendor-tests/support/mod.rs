@@ -4,7 +4,8 @@
 //!   - if `S4_TEST_ENDPOINT` is set, the store those variables describe
 //!     (`S4_TEST_REGION` default `us-east-1`, `S4_TEST_ACCESS_KEY`, `S4_TEST_SECRET_KEY`,
 //!     `S4_TEST_BUCKET`, `S4_TEST_STORE` default `"env"`); the bucket must already exist
-//!     (`vendor-tests/garage.sh` and `vendor-tests/moto.sh` set all of them);
+//!     (the `vendor-tests/*.sh` store scripts set all of them);
+//!   - if `S4_TEST_STORE=aws` and no endpoint, AWS itself, addressed as s4 addresses it by default;
 //!   - otherwise an in-process s3s-fs 0.14.1 on `127.0.0.1:<free port>`, path-style, SigV4 checked
 //!     against [`S3S_FS_ACCESS_KEY`] / [`S3S_FS_SECRET_KEY`], bucket [`S3S_FS_BUCKET`], data in a temp dir.
 //!     It lives as long as the test process (its thread and runtime are never stopped; the OS
@@ -12,6 +13,9 @@
 //! * [`unique_prefix()`] gives every test its own key prefix so tests can share the bucket in parallel.
 //! * [`s4_bin!()`] is the path of the built `s4` binary (a macro because `env!("CARGO_BIN_EXE_s4")`
 //!   only exists while compiling the test crate): `std::process::Command::new(support::s4_bin!())`.
+//! * [`check()`] opens one feature check of the store matrix (`vendor-tests/run all` → MATRIX.md):
+//!   it records `S4-FEATURE store=… feature=… result=pass|fail|skip` when dropped, and skips at
+//!   once (with the reason printed) where [`TestStore::lacks`] knows the store lacks the feature.
 //! * [`aws_cli()`] runs the AWS CLI (`aws s3api ...`) against the store as an independent client;
 //!   it returns `None` (after printing a note) when `aws` is not installed, so the caller skips that check.
 //! * `sandbox.rs` beside this file: the built `s4` binary run in a temp HOME on a test prefix
@@ -39,7 +43,7 @@ pub const S3S_FS_REGION: &str = "us-east-1";
 pub struct TestStore {
     /// `"s3s-fs"` for the in-process store, else the value of `S4_TEST_STORE` (default `"env"`).
     pub name: String,
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (no trailing slash); empty for AWS's own endpoints.
     pub endpoint: String,
     pub region: String,
     pub access_key: String,
@@ -54,6 +58,85 @@ impl TestStore {
     pub fn is_s3s_fs(&self) -> bool {
         self.name == "s3s-fs"
     }
+
+    /// The endpoint to configure: `None` for AWS (s4 then picks its regional endpoint).
+    pub fn endpoint_url(&self) -> Option<String> {
+        Some(self.endpoint.clone()).filter(|e| !e.is_empty())
+    }
+
+    /// Why this store lacks `feature`, for features known missing by store (measured, see
+    /// DESIGN.md); `None` when it should have it. Features a store reports itself (a 501) are
+    /// detected by the tests instead.
+    pub fn lacks(&self, feature: &str) -> Option<&'static str> {
+        QUIRKS.iter().find(|(store, f, _)| *store == self.name && *f == feature).map(|(_, _, why)| *why)
+    }
+}
+
+/// (store, feature, why): what a store is known to lack.
+const QUIRKS: &[(&str, &str, &str)] = &[
+    ("moto", "sigv4", "moto accepts any signature"),
+    ("garage", "conditional_put", "Garage ignores If-Match/If-None-Match on PUT"),
+    ("rclone", "conditional_put", "rclone serve s3 ignores If-Match/If-None-Match on PUT"),
+    // rclone 1.75 answers a ranged GET right but with 200, not 206: s4 copes (it checks lengths).
+    (
+        "rclone",
+        "multipart_etag",
+        "rclone serve s3 answers CompleteMultipartUpload with an ETag ending -N, HEAD and listings with the whole MD5",
+    ),
+    ("s3s-fs", "unsafe_keys", "s3s-fs normalises keys like a//b and ../x itself"),
+    ("rclone", "unsafe_keys", "rclone serve s3 refuses keys like ../x (400 InvalidArgument)"),
+];
+
+/// One feature check of the store matrix, open while the check runs. Dropped normally it
+/// records a pass, dropped while the test panics a fail: a broken check is never a pass.
+pub struct Check {
+    feature: &'static str,
+    skipped: bool,
+}
+
+/// Opens the check of `feature` on this test's store, or records a skip (printing why) and
+/// returns `None` when the store is known to lack it:
+/// `let Some(_check) = support::check("conditional_put") else { return };`
+pub fn check(feature: &'static str) -> Option<Check> {
+    let c = Check { feature, skipped: false };
+    match store().lacks(feature) {
+        Some(why) => {
+            c.skip(why);
+            None
+        }
+        None => Some(c),
+    }
+}
+
+impl Check {
+    /// The store turned out to lack the feature (e.g. it answered 501): record a skip, not a pass.
+    pub fn skip(mut self, why: &str) {
+        self.skipped = true;
+        eprintln!("note: {} skipped on {}: {why}", self.feature, store().name);
+        record(self.feature, "skip", why);
+    }
+}
+
+impl Drop for Check {
+    fn drop(&mut self) {
+        if !self.skipped {
+            record(self.feature, if std::thread::panicking() { "fail" } else { "pass" }, "");
+        }
+    }
+}
+
+/// Prints the result line and appends it to `$S4_FEATURE_LOG` (where `vendor-tests/run` reads
+/// them: libtest hides the output of passing tests).
+fn record(feature: &str, result: &str, note: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let line = format!("S4-FEATURE store={} feature={feature} result={result} test={test} note={note}\n", store().name);
+    eprint!("{line}");
+    if let Some(path) = std::env::var_os("S4_FEATURE_LOG") {
+        use std::io::Write;
+        // One write per line on an O_APPEND file: lines of parallel tests do not interleave.
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        let _ = f.and_then(|mut f| f.write_all(line.as_bytes()));
+    }
 }
 
 static STORE: OnceLock<TestStore> = OnceLock::new();
@@ -61,14 +144,16 @@ static STORE: OnceLock<TestStore> = OnceLock::new();
 /// The store of this test binary, started on first use. Returns only once the store accepts
 /// TCP connections (for an `S4_TEST_ENDPOINT` store the script that started it waited for that).
 pub fn store() -> &'static TestStore {
-    STORE.get_or_init(|| match std::env::var("S4_TEST_ENDPOINT") {
-        Ok(endpoint) if !endpoint.trim().is_empty() => from_env(endpoint),
+    let env = |name| std::env::var(name).unwrap_or_default();
+    STORE.get_or_init(|| match (env("S4_TEST_ENDPOINT"), env("S4_TEST_STORE")) {
+        (endpoint, store) if !endpoint.trim().is_empty() || store == "aws" => from_env(endpoint),
         _ => start_s3s_fs(),
     })
 }
 
 fn from_env(endpoint: String) -> TestStore {
-    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("S4_TEST_ENDPOINT is set but {name} is not"));
+    let var =
+        |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("S4_TEST_* name a store but {name} is not set"));
     let opt = |name: &str, default: &str| {
         std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
     };
@@ -247,9 +332,10 @@ pub(crate) use s4_bin;
 /// Example: `aws_cli(s, &["list-objects-v2", "--bucket", &s.bucket, "--encoding-type", "url"])`.
 pub fn aws_cli(store: &TestStore, args: &[&str]) -> Option<Output> {
     let mut cmd = Command::new("aws");
-    cmd.arg("--endpoint-url")
-        .arg(&store.endpoint)
-        .args(["--output", "json", "--cli-connect-timeout", "10", "--cli-read-timeout", "60"])
+    if let Some(endpoint) = store.endpoint_url() {
+        cmd.arg("--endpoint-url").arg(endpoint);
+    }
+    cmd.args(["--output", "json", "--cli-connect-timeout", "10", "--cli-read-timeout", "60"])
         .arg("s3api")
         .args(args)
         .stdin(Stdio::null())
@@ -304,7 +390,7 @@ pub fn client_with_secret(s: &TestStore, secret: &str) -> s4::s3::Client {
         secret_access_key: secret.to_string(),
         session_token: None,
     };
-    s4::s3::Client::new(s4::s3::Config::new(Some(s.endpoint.clone()), s.region.clone(), creds), &s.bucket)
+    s4::s3::Client::new(s4::s3::Config::new(s.endpoint_url(), s.region.clone(), creds), &s.bucket)
         .expect("client for the test store")
 }
 

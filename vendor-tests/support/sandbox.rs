@@ -15,6 +15,8 @@ use crate::support::{self, store, unique_prefix};
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub prefix: String,
+    /// Every test of the binary counts for the matrix row of the CLI suite.
+    _check: Option<support::Check>,
 }
 
 pub struct Run {
@@ -66,7 +68,7 @@ pub fn mtime(path: &Path) -> i64 {
 
 impl Env {
     pub fn new(test: &str) -> Env {
-        Env { dir: tempfile::tempdir().unwrap(), prefix: unique_prefix(test) }
+        Env { dir: tempfile::tempdir().unwrap(), prefix: unique_prefix(test), _check: support::check("sync_cli") }
     }
 
     pub fn folder(&self, name: &str) -> PathBuf {
