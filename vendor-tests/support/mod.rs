@@ -14,7 +14,12 @@
 //!   only exists while compiling the test crate): `std::process::Command::new(support::s4_bin!())`.
 //! * [`aws_cli()`] runs the AWS CLI (`aws s3api ...`) against the store as an independent client;
 //!   it returns `None` (after printing a note) when `aws` is not installed, so the caller skips that check.
+//! * [`env`]: the built `s4` in a temp folder with its own config and prefix (`Env`, `Run`).
+//! * [`proxy`]: a fault-injecting HTTP proxy in front of the store.
 #![allow(dead_code, unused_macros, unused_imports)]
+
+pub mod env;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
