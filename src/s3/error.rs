@@ -68,7 +68,7 @@ fn hint(status: u16, code: &str) -> Option<&'static str> {
         (_, "InvalidAccessKeyId") => {
             "The store does not know this access key: check the target's credentials (s4 edit NAME)"
         }
-        (403, _) => "Access denied: check the target's credentials and that they may use this bucket and prefix",
+        (403, _) => "Access denied: check the target's credentials (s4 edit NAME) and that they may use this bucket",
         _ => return None,
     })
 }

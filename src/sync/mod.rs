@@ -404,7 +404,8 @@ impl Run<'_> {
     ) -> Result<Option<(String, RemoteObj)>, String> {
         while let Some(o) = lister.next_object().await.map_err(|e| e.to_string())? {
             let Some(rel) = o.key.strip_prefix(prefix) else { continue };
-            if rel.is_empty() || crate::ignore::is_reserved(rel) {
+            // Folder markers (`dir/`, empty) are how consoles show empty folders: nothing to sync.
+            if rel.is_empty() || crate::ignore::is_reserved(rel) || (rel.ends_with('/') && o.size == 0) {
                 continue;
             }
             if !crate::fsutil::is_safe_key(rel) {
