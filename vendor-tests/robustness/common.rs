@@ -44,6 +44,13 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, (&'static str, u64, i64)> {
     out
 }
 
+/// [`snapshot`] without the `.index`, which may record what did sync: the user's files only.
+pub fn user_files(root: &Path) -> BTreeMap<String, (&'static str, u64, i64)> {
+    let mut s = snapshot(root);
+    s.remove(".index");
+    s
+}
+
 fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&str, &Path, &std::fs::Metadata)) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for entry in rd.flatten() {

@@ -156,6 +156,7 @@ fn serve_s3s_fs(
             b.set_auth(s3s::auth::SimpleAuth::from_single(S3S_FS_ACCESS_KEY, S3S_FS_SECRET_KEY));
             b.build()
         };
+        let writes = std::sync::Arc::new(tokio::sync::Mutex::new(()));
         let _ = ready.send(Ok(()));
         loop {
             let socket = match listener.accept().await {
@@ -167,9 +168,25 @@ fn serve_s3s_fs(
                 }
             };
             let _ = socket.set_nodelay(true);
-            let service = service.clone();
+            let (service, writes) = (service.clone(), writes.clone());
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(socket);
+                // s3s-fs checks If-Match / If-None-Match, then writes: two conditional PUTs at
+                // the same instant can both pass, and one index update is lost. S3 (and moto)
+                // decide atomically; so does this store, by taking conditional PUTs one at a time.
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (service, writes) = (service.clone(), writes.clone());
+                    async move {
+                        use hyper::service::Service;
+                        let h = req.headers();
+                        if h.contains_key("if-match") || h.contains_key("if-none-match") {
+                            let _one = writes.lock().await;
+                            Service::call(&service, req).await
+                        } else {
+                            Service::call(&service, req).await
+                        }
+                    }
+                });
                 let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).await;
             });
         }
