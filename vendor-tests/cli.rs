@@ -1,16 +1,14 @@
 //! The built `s4` binary in temp folders against a real store: S4's semantic cases, the
 //! fixed behaviours (each test named after what it pins), and interop with S4 0.4.4.
 
-#[path = "support/sandbox.rs"]
-mod sandbox;
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use sandbox::{at, mtime, read, write, Env};
 use serde_json::Value;
+use support::env::{at, mtime, read, write, Env};
 use support::store;
 
 #[test]

@@ -2,11 +2,9 @@
 //! before anything is deleted; a file that keeps changing is never uploaded torn; a store's
 //! verdict on conditional writes is learnt once.
 
-#[path = "support/sandbox.rs"]
-mod sandbox;
 mod support;
 
-use sandbox::{write, Env};
+use support::env::{block_on, write, Env};
 use support::store;
 
 /// `n` synced files in folder "a"; returns the env.
@@ -68,7 +66,7 @@ fn emptied_prefix_is_not_taken_for_deletions() {
     let keys: Vec<String> = e.remote_keys().into_iter().filter(|k| k.starts_with('f')).collect();
     let c = e.client();
     let full: Vec<String> = keys.iter().map(|k| format!("{}{k}", e.prefix)).collect();
-    sandbox_block_on(c.delete_objects(&full)).unwrap();
+    block_on(c.delete_objects(&full)).unwrap();
     let r = e.sync("a", &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("is empty, but the index says 8 file(s) were synced to it"), "{}", r.stderr);
@@ -134,8 +132,4 @@ fn conditional_write_verdict_is_learnt_once() {
     let want = if store().name == "garage" { 1 } else { 0 };
     assert_eq!(warned, want, "store {}", store().name);
     assert!(e.dir.path().join(".cache/s4/stores.json").exists());
-}
-
-fn sandbox_block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }

@@ -3,12 +3,10 @@
 //! syncs comes back; on stores without it (the in-process s3s-fs, Garage) both commands must
 //! fail clearly, not skip.
 
-#[path = "support/sandbox.rs"]
-mod sandbox;
 mod support;
 
-use sandbox::{read, write, Env};
 use serde_json::Value;
+use support::env::{read, write, Env};
 use support::store;
 
 /// Does this store keep versions? Known stores are asserted, not guessed: moto must accept

@@ -83,6 +83,12 @@ pub fn client_for(target: &Target) -> Result<(Client, String), Fatal> {
         Some("path") => Some(true),
         _ => None,
     };
+    // Tests of stalled stores wait seconds, not the default minute; a slow link may want more.
+    if let Some(v) = env("S4_READ_TIMEOUT_SECS") {
+        let secs: u64 =
+            v.trim().parse().map_err(|_| format!("S4_READ_TIMEOUT_SECS={v}: give a whole number of seconds"))?;
+        cfg.read_timeout = std::time::Duration::from_secs(secs.max(1));
+    }
     Ok((Client::new(cfg, &bucket).map_err(|e| e.to_string())?, prefix))
 }
 

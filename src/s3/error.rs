@@ -69,6 +69,21 @@ impl Error {
     }
 }
 
+/// What the user can do about an answer that no retry will change.
+fn hint(status: u16, code: &str) -> Option<&'static str> {
+    Some(match (status, code) {
+        (_, "NoSuchBucket") => "The bucket does not exist: check the bucket in the target's s3_uri (s4 edit NAME)",
+        (_, "SignatureDoesNotMatch") => {
+            "The store refused the signature: check the target's secret access key (s4 edit NAME) and region"
+        }
+        (_, "InvalidAccessKeyId") => {
+            "The store does not know this access key: check the target's credentials (s4 edit NAME)"
+        }
+        (403, _) => "Access denied: check the target's credentials (s4 edit NAME) and that they may use this bucket",
+        _ => return None,
+    })
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: ", self.op, self.object)?;
@@ -84,7 +99,10 @@ impl fmt::Display for Error {
                 if let Some(id) = request_id {
                     write!(f, " (request id {id})")?;
                 }
-                Ok(())
+                match hint(*status, code) {
+                    Some(h) => write!(f, ". {h}"),
+                    None => Ok(()),
+                }
             }
             ErrorKind::Transport(m) => write!(f, "connection failed: {m}"),
             ErrorKind::Timeout => write!(f, "timed out: no answer from the store in the time allowed"),
@@ -116,7 +134,8 @@ mod tests {
     fn display_names_operation_object_and_code() {
         assert_eq!(
             status(403, "SignatureDoesNotMatch").to_string(),
-            "GetObject s3://b/k: 403 SignatureDoesNotMatch: m (request id R1)"
+            "GetObject s3://b/k: 403 SignatureDoesNotMatch: m (request id R1). The store refused the signature: \
+             check the target's secret access key (s4 edit NAME) and region"
         );
     }
 

@@ -338,9 +338,8 @@ impl Run<'_> {
             }
             if let Some(long) = rel.split('/').find(|c| c.len() > NAME_MAX) {
                 crate::warn!(
-                    "Skipping {}: its name \"{}...\" is {} bytes, longer than local filesystems allow ({NAME_MAX})",
+                    "Skipping {}: name too long for a local file (a part is {} bytes; filesystems allow {NAME_MAX})",
                     self.ctx.client.uri(&o.key),
-                    long.chars().take(40).collect::<String>(),
                     long.len()
                 );
                 continue;

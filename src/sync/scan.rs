@@ -38,6 +38,21 @@ enum Kind {
     File,
     Dir,
     Symlink,
+    /// A socket, FIFO or device, named.
+    Special(&'static str),
+}
+
+fn special_kind(ft: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
 }
 
 struct Dir {
@@ -145,7 +160,8 @@ impl Scanner {
                 },
                 Ok(ft) if ft.is_dir() => Kind::Dir,
                 Ok(ft) if ft.is_file() => Kind::File,
-                Ok(_) => continue,       // sockets, fifos, devices: not content
+                // Sockets, FIFOs, devices: not content; said in key order, like a link.
+                Ok(ft) => Kind::Special(special_kind(&ft)),
                 Err(_) => Kind::Symlink, // unknown type: leave it alone like a link
             };
             entries.push((name, kind));
@@ -212,10 +228,21 @@ impl Scanner {
                     self.pending = out;
                 }
                 Kind::Symlink => {
-                    let reason = format!(
-                        "skipping symlink {key} (use --follow-symlinks to follow links inside the folder); \
-                         it is left alone on S3"
-                    );
+                    let reason = if self.follow_symlinks {
+                        format!(
+                            "skipping symlink {key}: it leads outside the folder, into a loop, or nowhere; \
+                             it is left alone on S3"
+                        )
+                    } else {
+                        format!(
+                            "skipping symlink {key} (use --follow-symlinks to follow links inside the folder); \
+                             it is left alone on S3"
+                        )
+                    };
+                    return Some(Item::Skipped { key, reason, error: false });
+                }
+                Kind::Special(what) => {
+                    let reason = format!("skipping {key}: a {what} is not a regular file; it is left alone on S3");
                     return Some(Item::Skipped { key, reason, error: false });
                 }
                 Kind::File => {
@@ -286,6 +313,32 @@ mod tests {
         assert_eq!(skipped, vec!["link", "loop", "outside"], "in key order, as unknowns");
         let followed = files(Scanner::new(d.path(), Arc::default()).unwrap().follow_symlinks(true));
         assert_eq!(followed, vec!["link", "real"]);
+    }
+
+    #[test]
+    fn sockets_and_fifos_are_named_in_key_order_not_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("a.txt"), "x").unwrap();
+        fs::write(d.path().join("z.txt"), "x").unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(d.path().join("sock")).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(d.path().join("fifo")).status();
+        let fifo = made.is_ok_and(|s| s.success());
+        let got: Vec<(String, bool)> = Scanner::new(d.path(), Arc::default())
+            .unwrap()
+            .map(|i| match i {
+                Item::File(f) => (f.key, false),
+                Item::Skipped { key, reason, .. } => {
+                    assert!(reason.contains("is not a regular file"), "{reason}");
+                    (key, true)
+                }
+                Item::Notice(n) => panic!("{n}"),
+            })
+            .collect();
+        let mut want = vec![("a.txt".to_string(), false), ("sock".into(), true), ("z.txt".into(), false)];
+        if fifo {
+            want.insert(1, ("fifo".into(), true));
+        }
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -10,6 +10,11 @@ use super::index::{self, Entry, Index};
 use crate::fsutil;
 use crate::s3::{Client, Payload, PutOptions};
 
+/// What to do about an index that cannot be read. Refusing is the safe default: read as
+/// empty, a broken index would make every file look new (or every deletion unknown).
+const CORRUPT_HINT: &str = "s4 does not sync on an index it cannot read: move it aside and sync again \
+     (files are then compared by content; identical ones are not transferred)";
+
 pub struct Indexes {
     pub local: Index,
     pub remote: Index,
@@ -40,15 +45,17 @@ impl Indexes {
     pub async fn load(client: &Client, root: &std::path::Path, prefix: &str) -> Result<Indexes, String> {
         let local_path = root.join(".index");
         let local = match std::fs::read(&local_path) {
-            Ok(b) => index::decode(&b).map_err(|e| format!("local index {}: {e}", local_path.display()))?,
+            Ok(b) => {
+                index::decode(&b).map_err(|e| format!("local index {}: {e}; {}", local_path.display(), CORRUPT_HINT))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::new(),
             Err(e) => return Err(format!("reading local index {}: {e}", local_path.display())),
         };
         let remote_key = format!("{prefix}.index");
         let (remote, remote_etag, remote_existed) = match client.get_bytes(&remote_key).await {
             Ok(Some((bytes, meta))) => {
-                let idx =
-                    index::decode(&bytes).map_err(|e| format!("remote index {}: {e}", client.uri(&remote_key)))?;
+                let idx = index::decode(&bytes)
+                    .map_err(|e| format!("remote index {}: {e}; {}", client.uri(&remote_key), CORRUPT_HINT))?;
                 (idx, meta.etag, true)
             }
             Ok(None) => (Index::new(), None, false),

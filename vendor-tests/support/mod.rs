@@ -18,10 +18,12 @@
 //!   once (with the reason printed) where [`TestStore::lacks`] knows the store lacks the feature.
 //! * [`aws_cli()`] runs the AWS CLI (`aws s3api ...`) against the store as an independent client;
 //!   it returns `None` (after printing a note) when `aws` is not installed, so the caller skips that check.
-//! * `sandbox.rs` beside this file: the built `s4` binary run in a temp HOME on a test prefix
-//!   (`Env`). Binary tests include it themselves (`#[path = "support/sandbox.rs"] mod sandbox;`):
-//!   it needs `CARGO_BIN_EXE_s4`, which examples that include this module do not have.
+//! * [`env`]: the built `s4` in a temp folder with its own config and prefix (`Env`, `Run`).
+//! * [`proxy`]: a fault-injecting HTTP proxy in front of the store.
 #![allow(dead_code, unused_macros, unused_imports)]
+
+pub mod env;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -239,6 +241,7 @@ fn serve_s3s_fs(
             b.set_auth(s3s::auth::SimpleAuth::from_single(S3S_FS_ACCESS_KEY, S3S_FS_SECRET_KEY));
             b.build()
         };
+        let writes = std::sync::Arc::new(tokio::sync::Mutex::new(()));
         let _ = ready.send(Ok(()));
         loop {
             let socket = match listener.accept().await {
@@ -250,9 +253,25 @@ fn serve_s3s_fs(
                 }
             };
             let _ = socket.set_nodelay(true);
-            let service = service.clone();
+            let (service, writes) = (service.clone(), writes.clone());
             tokio::spawn(async move {
                 let io = hyper_util::rt::TokioIo::new(socket);
+                // s3s-fs checks If-Match / If-None-Match, then writes: two conditional PUTs at
+                // the same instant can both pass, and one index update is lost. S3 (and moto)
+                // decide atomically; so does this store, by taking conditional PUTs one at a time.
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (service, writes) = (service.clone(), writes.clone());
+                    async move {
+                        use hyper::service::Service;
+                        let h = req.headers();
+                        if h.contains_key("if-match") || h.contains_key("if-none-match") {
+                            let _one = writes.lock().await;
+                            Service::call(&service, req).await
+                        } else {
+                            Service::call(&service, req).await
+                        }
+                    }
+                });
                 let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).await;
             });
         }
