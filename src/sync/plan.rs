@@ -115,6 +115,8 @@ pub fn decide(l: Side, r: Side) -> Decision {
     use Decision as D;
     use State::*;
     let same = l.stamp == r.stamp;
+    // This machine last synced a version older than the one S3's index records.
+    let older = matches!((l.stamp, r.stamp), (Some(a), Some(b)) if a < b);
     let up = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Upload { kind, ts });
     let down = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Download { kind, ts });
     // Fix: this machine's deletion was already carried out and agreed (a tombstone), and S3
@@ -140,14 +142,21 @@ pub fn decide(l: Side, r: Side) -> Decision {
         (DoesNotExist, Created) => down(Kind::Create, r.real),
         (NoChanges, DoesNotExist) => up(Kind::Create, l.stamp),
         (DoesNotExist, NoChanges) => down(Kind::Create, r.stamp),
-        (Updated, DoesNotExist) => up(Kind::Create, l.real),
+        (Updated, DoesNotExist) => up(Kind::Create, l.real.map(|t| t.max(above(l.stamp)))),
         // S4 bug: it tried to upload the missing local file here, failing on every run.
-        (DoesNotExist, Updated) => down(Kind::Create, r.real),
+        (DoesNotExist, Updated) => down(Kind::Create, r.real.map(|t| t.max(above(r.stamp)))),
         (Deleted | DoesNotExist, Deleted | DoesNotExist) => D::Nothing,
-        (Updated, NoChanges) if same => up(Kind::Update, l.real),
-        (NoChanges, Updated) if same => down(Kind::Update, r.real),
+        // A new version is stamped above the one it replaces, not just with its own time: an
+        // edit whose mtime is older than the current stamp (a file copied with `cp -p`, a clock
+        // behind, a stamp taken from S3's LastModified) would otherwise look older than the
+        // version it replaced, and machines holding that one would upload it back over it.
+        (Updated, NoChanges) if same => up(Kind::Update, l.real.map(|t| t.max(above(l.stamp)))),
+        // Unchanged here, changed on S3 since a version at least as new as ours: take it. The
+        // stamps may differ when S3 moved on more than once since this machine last synced
+        // (another machine's upload not yet in the remote index): nothing local can be lost.
+        (NoChanges, Updated) if same || older => down(Kind::Update, r.real.map(|t| t.max(above(r.stamp)))),
         (Deleted, NoChanges) if same => l.stamp.map_or(D::Conflict, |ts| D::DeleteRemote { ts }),
-        (NoChanges, Deleted) if same => r.stamp.map_or(D::Conflict, |ts| D::DeleteLocal { ts }),
+        (NoChanges, Deleted) if same || older => r.stamp.map_or(D::Conflict, |ts| D::DeleteLocal { ts }),
         // A re-creation over a deletion is stamped above it: a file restored with its old
         // mtime would otherwise carry the deleted version's stamp and be deleted again.
         (Deleted, Created) if same => down(Kind::Create, r.real.map(|t| t.max(above(l.stamp)))),
@@ -271,6 +280,17 @@ mod tests {
             (s(NoChanges, Some(5), Some(4)), s(Deleted, None, Some(4)), DeleteLocal { ts: 4 }),
             (s(Deleted, None, Some(4)), s(Created, Some(9), Some(4)), Download { kind: c, ts: 9 }),
             (s(Created, Some(6), Some(4)), s(Deleted, None, Some(4)), Upload { kind: c, ts: 6 }),
+            // An edit older than the stamp it replaces is stamped above it (cp -p, a stamp
+            // taken from LastModified): a machine holding the replaced version must download.
+            (s(Updated, Some(3), Some(4)), s(NoChanges, Some(9), Some(4)), Upload { kind: u, ts: 5 }),
+            (s(NoChanges, Some(5), Some(40)), s(Updated, Some(39), Some(40)), Download { kind: u, ts: 41 }),
+            (s(Updated, Some(3), Some(4)), s(DoesNotExist, None, None), Upload { kind: c, ts: 5 }),
+            (s(DoesNotExist, None, None), s(Updated, Some(3), Some(4)), Download { kind: c, ts: 5 }),
+            // Unchanged here while S3 moved on past the version the index recorded: taken.
+            (s(NoChanges, Some(5), Some(3)), s(Updated, Some(9), Some(4)), Download { kind: u, ts: 9 }),
+            (s(NoChanges, Some(5), Some(3)), s(Deleted, None, Some(4)), DeleteLocal { ts: 4 }),
+            (s(NoChanges, Some(5), Some(5)), s(Updated, Some(9), Some(4)), Decision::Conflict),
+            (s(NoChanges, Some(5), Some(5)), s(Deleted, None, Some(4)), Decision::Conflict),
             // Guards that fail fall through to conflict.
             (s(Updated, Some(6), Some(4)), s(NoChanges, Some(9), Some(3)), Decision::Conflict),
             (s(Deleted, None, Some(4)), s(NoChanges, Some(9), Some(3)), Decision::Conflict),

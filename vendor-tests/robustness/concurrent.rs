@@ -58,13 +58,6 @@ fn edit_loop(e: &Env, m: &str, rounds: u64) -> Vec<i32> {
 
 #[test]
 fn two_processes_on_one_prefix_lose_no_update_and_converge() {
-    // Known bug on stores without conditional writes (Garage, lease path): a machine's own last
-    // edit can be replaced by its first version (see the robustness report). Run it there with
-    // S4_TEST_KNOWN_BUGS=1 until it is fixed.
-    if crate::support::store().name == "garage" && knob("S4_TEST_KNOWN_BUGS", 0) == 0 {
-        eprintln!("note: KNOWN BUG on the lease path loses an update here; skipped (S4_TEST_KNOWN_BUGS=1 runs it)");
-        return;
-    }
     let rounds = knob("S4_TEST_ROUNDS", 10);
     let e = Env::new("two-procs");
     e.add("a");
