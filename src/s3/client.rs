@@ -67,6 +67,8 @@ struct Inner {
     url_encoding: std::sync::atomic::AtomicU8,
     /// Requests sent (every attempt counts): tests check there is no retry storm, benches report it.
     sent: std::sync::atomic::AtomicU64,
+    /// Of those, attempts after the first of a request (`s4 bench` reports them).
+    retried: std::sync::atomic::AtomicU64,
 }
 
 /// One S3 request, described: every attempt is built, signed and sent anew from it.
@@ -156,6 +158,7 @@ impl Client {
                 jitter: Mutex::new(Jitter::new(seed)),
                 url_encoding: std::sync::atomic::AtomicU8::new(0),
                 sent: std::sync::atomic::AtomicU64::new(0),
+                retried: std::sync::atomic::AtomicU64::new(0),
                 cfg,
             }),
         })
@@ -186,6 +189,11 @@ impl Client {
     /// Requests sent so far by this client and its clones, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.inner.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Retries so far (attempts after a request's first), by this client and its clones.
+    pub fn retries(&self) -> u64 {
+        self.inner.retried.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A presigned GET URL for `key`, valid `expires_secs` from now.
@@ -426,6 +434,7 @@ impl Client {
                 return Err(err);
             }
             tokio::time::sleep(delay).await;
+            self.inner.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
