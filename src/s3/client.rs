@@ -130,6 +130,9 @@ fn parse_endpoint(url: &str) -> std::result::Result<(&'static str, String, Strin
     Ok((scheme, host.to_string(), path.to_string()))
 }
 
+/// The first request's start: request logs give times from it.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -411,7 +414,19 @@ impl Client {
         let mut delay = policy.base;
         let mut followed_region = false;
         loop {
-            let err = match self.attempt(req, &payload_hash, read_body).await {
+            let sent = Instant::now();
+            let result = self.attempt(req, &payload_hash, read_body).await;
+            // Where a sync's time goes, request by request (`--log-level DEBUG`).
+            if crate::log::enabled(crate::log::Level::Debug) {
+                let since = |t: Instant| t.duration_since(*EPOCH.get_or_init(Instant::now)).as_secs_f64() * 1e3;
+                let how = match &result {
+                    Ok(a) => a.status.as_u16().to_string(),
+                    Err(Failure::Plain(e) | Failure::WrongRegion(e, _)) => e.to_string(),
+                };
+                let (at, took) = (since(sent), sent.elapsed().as_secs_f64() * 1e3);
+                crate::debug!("{} {} at {at:.1} ms: {how} in {took:.1} ms", req.op, req.key.unwrap_or(""));
+            }
+            let err = match result {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::WrongRegion(err, region)) => {
                     if followed_region {
