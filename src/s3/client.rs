@@ -67,6 +67,8 @@ struct Inner {
     url_encoding: std::sync::atomic::AtomicU8,
     /// Requests sent (every attempt counts): tests check there is no retry storm, benches report it.
     sent: std::sync::atomic::AtomicU64,
+    /// Of those, attempts after the first of a request (`s4 bench` reports them).
+    retried: std::sync::atomic::AtomicU64,
 }
 
 /// One S3 request, described: every attempt is built, signed and sent anew from it.
@@ -128,6 +130,9 @@ fn parse_endpoint(url: &str) -> std::result::Result<(&'static str, String, Strin
     Ok((scheme, host.to_string(), path.to_string()))
 }
 
+/// The first request's start: request logs give times from it.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -156,6 +161,7 @@ impl Client {
                 jitter: Mutex::new(Jitter::new(seed)),
                 url_encoding: std::sync::atomic::AtomicU8::new(0),
                 sent: std::sync::atomic::AtomicU64::new(0),
+                retried: std::sync::atomic::AtomicU64::new(0),
                 cfg,
             }),
         })
@@ -186,6 +192,11 @@ impl Client {
     /// Requests sent so far by this client and its clones, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.inner.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Retries so far (attempts after a request's first), by this client and its clones.
+    pub fn retries(&self) -> u64 {
+        self.inner.retried.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A presigned GET URL for `key`, valid `expires_secs` from now.
@@ -412,7 +423,19 @@ impl Client {
         let mut delay = policy.base;
         let mut followed_region = false;
         loop {
-            let err = match self.attempt(req, &payload_hash, read_body).await {
+            let sent = Instant::now();
+            let result = self.attempt(req, &payload_hash, read_body).await;
+            // Where a sync's time goes, request by request (`--log-level DEBUG`).
+            if crate::log::enabled(crate::log::Level::Debug) {
+                let since = |t: Instant| t.duration_since(*EPOCH.get_or_init(Instant::now)).as_secs_f64() * 1e3;
+                let how = match &result {
+                    Ok(a) => a.status.as_u16().to_string(),
+                    Err(Failure::Plain(e) | Failure::WrongRegion(e, _)) => e.to_string(),
+                };
+                let (at, took) = (since(sent), sent.elapsed().as_secs_f64() * 1e3);
+                crate::debug!("{} {} at {at:.1} ms: {how} in {took:.1} ms", req.op, req.key.unwrap_or(""));
+            }
+            let err = match result {
                 Ok(answer) => return Ok(answer),
                 Err(Failure::WrongRegion(err, region)) => {
                     if followed_region {
@@ -435,6 +458,7 @@ impl Client {
                 return Err(err);
             }
             tokio::time::sleep(delay).await;
+            self.inner.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
