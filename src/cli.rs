@@ -51,8 +51,8 @@ pub struct SyncCmd {
     /// one JSON object per action (and a summary) on stdout
     #[argh(switch)]
     pub json: bool,
-    /// transfers in flight at once (default 32)
-    #[argh(option, default = "32")]
+    /// transfers in flight at once (default 64)
+    #[argh(option, default = "64")]
     pub jobs: usize,
     /// follow symlinks that point inside the local folder
     #[argh(switch)]
@@ -81,8 +81,8 @@ pub struct DaemonCmd {
     /// seconds between checks of S3 for remote changes (default 30)
     #[argh(option, default = "30")]
     pub poll: u64,
-    /// transfers in flight at once (default 32)
-    #[argh(option, default = "32")]
+    /// transfers in flight at once (default 64)
+    #[argh(option, default = "64")]
     pub jobs: usize,
     /// stop before deleting more than this share or number of either side's files (default 50%)
     #[argh(option, default = "String::from(\"50%\")")]

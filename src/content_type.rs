@@ -50,6 +50,8 @@ pub fn by_extension(name: &str) -> Option<&'static str> {
         "mp3" => "audio/mpeg",
         "woff2" => "font/woff2",
         "woff" => "font/woff",
+        // mime.types' name for opaque bytes: sniffing them only ever says the same.
+        "bin" => "application/octet-stream",
         _ => return None,
     })
 }

@@ -226,11 +226,11 @@ pub struct Peer {
 type Added = RefCell<Vec<(PathBuf, String)>>;
 
 /// Transfers in flight for the peers' syncs: the same as `s4 sync`'s default --jobs.
-pub const SYNC_JOBS: usize = 16;
+pub const SYNC_JOBS: usize = 64;
 
 impl Peer {
     /// aws cli v1/v2, credentials and region from the environment, max_concurrent_requests
-    /// raised from 10 to s4's 16; multipart chunk size left at its 8 MiB default.
+    /// raised from 10 to s4's 64; multipart chunk size left at its 8 MiB default.
     pub fn aws(dir: &Path, store: &Store) -> Option<Peer> {
         let bin = find_program("aws")?;
         let conf = dir.join("aws-config");

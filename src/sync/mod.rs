@@ -52,10 +52,14 @@ pub struct Names {
     pub remote_uri: String,
 }
 
-const COMMIT_EVERY: usize = 2000;
+/// Index progress is committed every this many changes or COMMIT_SECS, whichever comes first.
+/// A commit stalls new transfers for a listing, the index round trip and (on stores without
+/// conditional writes) the lease; what a crash loses since the last one is not transfers but
+/// records, which the next run restores from content (ETag = MD5) without sending the bytes.
+const COMMIT_EVERY: usize = 20_000;
 /// The longest file name ext4, xfs, btrfs and most others take, in bytes.
 const NAME_MAX: usize = 255;
-const COMMIT_SECS: u64 = 60;
+const COMMIT_SECS: u64 = 30;
 
 /// Sync one target. `Err` means the target could not be synced at all (exit 2);
 /// per-file failures are counted in the report and never stop the rest.
@@ -542,7 +546,7 @@ impl Run<'_> {
 
     async fn maybe_commit(&mut self, idx: &mut Indexes) -> Result<(), String> {
         // Each commit rewrites both whole indexes: batch more as the index grows.
-        let batch = COMMIT_EVERY.max(idx.local.len() / 20);
+        let batch = COMMIT_EVERY.max(idx.local.len() / 10);
         if idx.uncommitted >= batch || (idx.uncommitted > 0 && self.last_commit.elapsed().as_secs() >= COMMIT_SECS) {
             idx.commit(&self.ctx.client, &self.ctx.prefix).await?;
             self.last_commit = Instant::now();
