@@ -421,22 +421,9 @@ fn a_file_changing_during_upload_leaves_no_object() {
     let dir = tempfile::tempdir().unwrap();
     let src = write_file(dir.path(), "src", &data((12 * MIB) as usize, 5));
     let xfer = Transfer { threshold: 5 * MIB, part_size: 5 * MIB, concurrency: 1 };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let (src, stop) = (src.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                let f = std::fs::File::options().write(true).open(&src).unwrap();
-                f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i)).unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        })
-    };
+    let toucher = support::Toucher::start(&src);
     let result = rt().block_on(c.put_file(&key, &src, 12 * MIB, &PutOptions::default(), &xfer));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.join().unwrap();
+    drop(toucher);
     let e = result.expect_err("an upload of a file changing throughout must not succeed");
     assert!(e.is_changed(), "{e}");
     rt().block_on(async {

@@ -93,22 +93,9 @@ fn a_file_that_keeps_changing_is_left_for_the_next_run() {
     e.add("a");
     let path = e.folder("a").join("growing.bin");
     std::fs::write(&path, vec![7u8; 17 << 20]).unwrap(); // over the multipart threshold
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let toucher = {
-        let (path, stop) = (path.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                i += 1;
-                let f = std::fs::File::options().write(true).open(&path).unwrap();
-                f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + i)).unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(3));
-            }
-        })
-    };
+    let toucher = support::Toucher::start(&path);
     let r = e.sync("a", &[]);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    toucher.join().unwrap();
+    drop(toucher);
     assert_eq!((r.code, r.count("errors")), (1, 1), "{}", r.stderr);
     assert!(r.stderr.contains("kept changing while being uploaded; left for the next run"), "{}", r.stderr);
     assert!(!e.remote_keys().contains(&"growing.bin".to_string()), "a torn object reached S3");

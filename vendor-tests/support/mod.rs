@@ -416,3 +416,36 @@ pub fn client_with_secret(s: &TestStore, secret: &str) -> s4::s3::Client {
 pub fn client() -> s4::s3::Client {
     client_with_secret(store(), &store().secret_key)
 }
+
+/// Changes the file's mtime every few milliseconds until dropped: a file being written to
+/// throughout, for the tests of uploads that must not send a torn version.
+pub struct Toucher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Toucher {
+    pub fn start(path: &Path) -> Toucher {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (path, flag) = (path.to_path_buf(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                i += 1;
+                let f = std::fs::File::options().write(true).open(&path).unwrap();
+                f.set_modified(UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i)).unwrap();
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        });
+        Toucher { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Toucher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
