@@ -379,13 +379,12 @@ fn keys_that_look_encoded_list_back_as_written() {
 }
 
 /// A large upload cut off after some parts resumes from the parts the store kept (ListParts):
-/// matching parts are not sent again, a stored part with other bytes is, and the object ends
-/// byte-identical to the file.
+/// they are not sent again, and the object ends byte-identical to the file. An upload whose
+/// stored parts hold other bytes (the file changed since) is aborted and started afresh.
 #[test]
 fn interrupted_multipart_upload_resumes_from_stored_parts() {
     let c = client();
     let p = unique_prefix("resume");
-    let key = format!("{p}big.bin");
     let dir = tempfile::tempdir().unwrap();
     let body = data((20 * MIB + 999) as usize, 3);
     let src = write_file(dir.path(), "src", &body);
@@ -394,20 +393,26 @@ fn interrupted_multipart_upload_resumes_from_stored_parts() {
         if let Err(e) = c.list_multipart_uploads(&p).await {
             return println!("note: {} cannot list multipart uploads, so none resume ({e})", store().name);
         }
-        // The run that was killed: parts 1 and 2 stored, part 3 stored with other bytes.
-        let id = c.create_multipart(&key, &PutOptions::default()).await.unwrap();
-        for n in 1..=2u64 {
-            let part = body[((n - 1) * 5 * MIB) as usize..(n * 5 * MIB) as usize].to_vec();
-            c.upload_part(&key, &id, n as u32, Payload::Bytes(part.into())).await.unwrap();
+        // (stored parts as the killed run left them, requests the resume takes)
+        let cases: [(&str, Vec<Vec<u8>>, u64); 2] = [
+            // ListMultipartUploads + ListParts + parts 3, 4, 5 + CompleteMultipartUpload.
+            ("same", vec![body[..5 << 20].to_vec(), body[5 << 20..10 << 20].to_vec()], 6),
+            // ... + AbortMultipartUpload + CreateMultipartUpload + all 5 parts + Complete.
+            ("changed", vec![body[..5 << 20].to_vec(), data(5 * MIB as usize, 9)], 10),
+        ];
+        for (name, stored, requests) in cases {
+            let key = format!("{p}{name}.bin");
+            let id = c.create_multipart(&key, &PutOptions::default()).await.unwrap();
+            for (i, part) in stored.into_iter().enumerate() {
+                c.upload_part(&key, &id, i as u32 + 1, Payload::Bytes(part.into())).await.unwrap();
+            }
+            let before = c.requests_sent();
+            let etag = c.put_file(&key, &src, body.len() as u64, &PutOptions::default(), &xfer).await.unwrap();
+            assert_eq!(c.requests_sent() - before, requests, "{name}");
+            assert!(etag.unwrap().ends_with("-5"), "{name}");
+            assert!(c.get_bytes(&key).await.unwrap().unwrap().0 == body, "{name}: object differs from the file");
         }
-        c.upload_part(&key, &id, 3, Payload::Bytes(data(5 * MIB as usize, 9).into())).await.unwrap();
-        let before = c.requests_sent();
-        let etag = c.put_file(&key, &src, body.len() as u64, &PutOptions::default(), &xfer).await.unwrap();
-        // ListMultipartUploads + ListParts + parts 3, 4, 5 + CompleteMultipartUpload.
-        assert_eq!(c.requests_sent() - before, 6, "parts 1 and 2 must not be sent again");
-        assert!(etag.unwrap().ends_with("-5"));
-        assert!(c.get_bytes(&key).await.unwrap().unwrap().0 == body, "resumed object differs from the file");
-        assert!(c.list_multipart_uploads(&p).await.unwrap().is_empty(), "the resumed upload is completed");
+        assert!(c.list_multipart_uploads(&p).await.unwrap().is_empty(), "no upload is left behind");
     });
 }
 

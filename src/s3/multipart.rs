@@ -238,11 +238,11 @@ impl Client {
         }
     }
 
-    /// An interrupted multipart upload of this key (the newest) and its stored parts whose
-    /// size and MD5 match the file's bytes at that place: those need not be sent again; the
-    /// rest are sent over whatever the upload holds. Content decides, not age or owner, so
-    /// any upload of the key is safe to finish. `None` when there is none, or the store
-    /// cannot list uploads (s3s-fs).
+    /// An interrupted multipart upload of this key (the newest) whose stored parts all hold
+    /// the file's bytes at their place (size and MD5): only the missing parts are sent. Content
+    /// decides, not age or owner, so any such upload is safe to finish. One holding other
+    /// bytes (the file changed since) is aborted: some stores refuse to replace a part
+    /// (rclone: 501). `None` when there is none to resume, or the store cannot list uploads.
     async fn resumable_upload(
         &self,
         key: &str,
@@ -261,6 +261,7 @@ impl Client {
         let want: std::collections::HashMap<u32, (u64, u64)> =
             parts(size, part).map(|(n, off, len)| (n, (off, len))).collect();
         let path = path.to_path_buf();
+        let count = stored.len();
         let reusable = tokio::task::spawn_blocking(move || {
             stored
                 .into_iter()
@@ -276,6 +277,10 @@ impl Client {
         })
         .await
         .ok()?;
+        if reusable.len() != count {
+            let _ = self.abort_multipart(key, &upload.upload_id).await;
+            return None;
+        }
         crate::debug!("{}: resuming multipart upload with {} part(s) already stored", self.uri(key), reusable.len());
         Some((upload.upload_id, reusable))
     }
