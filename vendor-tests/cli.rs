@@ -610,6 +610,8 @@ fn recreated_after_deletion_settled_uploads_without_conflict() {
     assert_eq!(r.actions(), vec![("delete_remote".into(), "f.txt".into())], "{}", r.stderr);
     let r = e.sync("a", &[]); // a no-op that drops the local tombstone
     assert_eq!((r.code, r.actions()), (0, vec![]), "{}", r.stderr);
+    // Only the local record changed: the remote index is not rewritten.
+    assert!(r.stderr.contains("Nothing to update") && !r.stderr.contains("Flushing"), "{}", r.stderr);
     write(&e.folder("a").join("f.txt"), "v2", 50);
     let r = e.sync("a", &[]);
     assert_eq!((r.code, r.actions()), (0, vec![("upload".into(), "f.txt".into())]), "{}", r.stderr);

@@ -128,11 +128,14 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     if opts.dry_run {
         return Ok(run.report);
     }
-    if idx.uncommitted > 0 {
+    let flushing = idx.remote_changed();
+    if flushing {
         crate::info!("Flushing Index to Storage");
-        idx.commit(client, prefix).await?;
     } else if run.report.stopped.is_none() {
         crate::info!("Nothing to update");
+    }
+    if idx.uncommitted > 0 {
+        idx.commit(client, prefix).await?;
     }
     Ok(run.report)
 }

@@ -95,6 +95,12 @@ impl Indexes {
         self.adoptable.insert(key.to_string());
     }
 
+    /// Has the remote index anything new since the last commit? Changes to the local record
+    /// alone (a settled tombstone dropped) only rewrite the local file.
+    pub fn remote_changed(&self) -> bool {
+        !self.dirty.is_empty() || !self.pending.is_empty()
+    }
+
     /// Change only the local record (the remote index already says the same).
     pub fn set_local(&mut self, key: &str, local: Entry) {
         self.local.insert(key.to_string(), local);
@@ -157,8 +163,10 @@ impl Indexes {
     /// agreement and the next run re-checks the keys (identical content is then recorded, not
     /// transferred), instead of a local index that claims an agreement S3 never saw.
     pub async fn commit(&mut self, client: &Client, prefix: &str) -> Result<(), String> {
-        self.resolve_pending(client, prefix).await?;
-        self.commit_remote(client).await?;
+        if self.remote_changed() {
+            self.resolve_pending(client, prefix).await?;
+            self.commit_remote(client).await?;
+        }
         self.uncommitted = 0;
         // Committed: a later 412 only needs the changes made after this point, so memory
         // stays bounded by the commit batch, not by the tree.
