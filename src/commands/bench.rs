@@ -152,13 +152,15 @@ async fn once(op: &Op, client: &Client, key: &str, cmd: &BenchCmd, xfer: Transfe
         Op::Get(uri, file) => {
             let key = key.trim_end_matches('/');
             let meta = client.head(key).await.map_err(err)?.ok_or_else(|| format!("{uri}: no such object"))?;
-            // Like `cp`: FILE is replaced. The ranged download writes into a new file only.
-            match std::fs::remove_file(file) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("{}: {e}", file.display())),
-                _ => {}
+            // Like `cp`: FILE is replaced, but only by a finished download (a temp file beside it).
+            let tmp = crate::fsutil::temp_path(file);
+            let done = client.download_to_file(key, &tmp, meta.size, &xfer).await.map_err(err).and_then(|_| {
+                crate::fsutil::replace(&tmp, file).map_err(|e| format!("renaming into {}: {e}", file.display()))
+            });
+            if done.is_err() {
+                let _ = std::fs::remove_file(&tmp);
             }
-            client.download_to_file(key, file, meta.size, &xfer).await.map_err(err)?;
-            Ok((1, meta.size))
+            done.map(|()| (1, meta.size))
         }
         Op::Sync(dir, uri) => run_sync(client, key, dir, uri, cmd, xfer).await,
     }
@@ -187,6 +189,9 @@ async fn run_sync(
     let local = dir.display().to_string();
     let names = Names { name: "bench".into(), local_uri: format!("{local}/"), remote_uri: format!("{uri}/") };
     let r = sync::run(client, prefix, dir, &names, &opts).await?;
+    if let Some(why) = r.stopped {
+        return Err(format!("bench sync: {why}"));
+    }
     if r.errors > 0 {
         return Err(format!("bench sync: {} files failed (see above)", r.errors));
     }

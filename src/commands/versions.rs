@@ -243,7 +243,7 @@ fn key_of(rel: &Path, shown: &str) -> Result<String, Fatal> {
     if key.is_empty() {
         return Err(format!("{shown} is the target's folder itself; name a file in it"));
     }
-    if !fsutil::is_safe_key(&key) {
+    if !fsutil::is_safe_key(&key) || crate::ignore::is_reserved(&key) {
         return Err(format!("{shown} cannot be a synced file's path"));
     }
     Ok(key)

@@ -89,6 +89,17 @@ async fn memory_budget(size: u64) -> tokio::sync::SemaphorePermit<'static> {
     BUDGET.acquire_many(kib).await.expect("the budget semaphore is never closed")
 }
 
+/// The ETag S3 gives a multipart object: the MD5 of its parts' MD5s, then `-` and the part
+/// count. `None` when a part's ETag is not an MD5 (some stores, encrypted objects).
+fn multipart_etag(parts: &[(u32, String)]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut all = Md5::new();
+    for (_, etag) in parts {
+        all.update(hex::decode(etag.trim_matches('"')).ok().filter(|d| d.len() == 16)?);
+    }
+    Some(format!("{}-{}", hex::encode(all.finalize()), parts.len()))
+}
+
 fn join_error(op: &'static str, object: String, e: tokio::task::JoinError) -> Error {
     Error::new(op, object, ErrorKind::Io(format!("worker failed: {e}")))
 }
@@ -222,10 +233,10 @@ impl Client {
         match self.complete_multipart(key, &upload_id, &etags, opts).await {
             Ok(etag) => Ok(Some(etag)),
             // A retry after a lost answer finds the upload already completed (404
-            // NoSuchUpload): the object is there if it has our size and our part count.
+            // NoSuchUpload): the object is ours if its ETag is the one our parts make.
             Err(e) if e.status() == Some(404) => match self.head(key).await {
                 Ok(Some(m))
-                    if m.size == size && m.etag.as_ref().is_some_and(|t| t.ends_with(&format!("-{}", etags.len()))) =>
+                    if m.etag.as_deref().is_some_and(|t| multipart_etag(&etags).is_some_and(|ours| ours == t)) =>
                 {
                     Ok(m.etag)
                 }
@@ -258,6 +269,9 @@ impl Client {
             .filter(|u| u.key == key)
             .max_by_key(|u| u.initiated)?;
         let stored = self.list_parts(key, &upload.upload_id).await.ok()?;
+        if stored.is_empty() {
+            return None; // nothing to gain, and it may be another machine's, just begun
+        }
         let want: std::collections::HashMap<u32, (u64, u64)> =
             parts(size, part).map(|(n, off, len)| (n, (off, len))).collect();
         let path = path.to_path_buf();
@@ -278,7 +292,12 @@ impl Client {
         .await
         .ok()?;
         if reusable.len() != count {
-            let _ = self.abort_multipart(key, &upload.upload_id).await;
+            // Other bytes: ours from before the file changed (aborted), or another machine's
+            // upload in flight (left alone while young; a day-old one is aborted by the sync).
+            let young = upload.initiated.is_some_and(|t| crate::log::now_secs() - t < 3600);
+            if !young {
+                let _ = self.abort_multipart(key, &upload.upload_id).await;
+            }
             return None;
         }
         crate::debug!("{}: resuming multipart upload with {} part(s) already stored", self.uri(key), reusable.len());
@@ -451,6 +470,21 @@ mod tests {
             assert_eq!(p % MIB, 0);
         }
         assert!(part_size(MAX_OBJECT + 1, 8 * MIB).is_err());
+    }
+
+    #[test]
+    fn multipart_etag_is_the_md5_of_the_part_md5s() {
+        // md5("a") and md5("b") as parts: md5(bin(md5 a) ++ bin(md5 b)) with "-2".
+        let parts = vec![
+            (1, "\"0cc175b9c0f1b6a831c399e269772661\"".to_string()),
+            (2, "92eb5ffee6ae2fec3ad71c777531578f".to_string()),
+        ];
+        let mut h = <md5::Md5 as md5::Digest>::new();
+        for d in ["0cc175b9c0f1b6a831c399e269772661", "92eb5ffee6ae2fec3ad71c777531578f"] {
+            md5::Digest::update(&mut h, hex::decode(d).unwrap());
+        }
+        assert_eq!(multipart_etag(&parts), Some(format!("{}-2", hex::encode(md5::Digest::finalize(h)))));
+        assert_eq!(multipart_etag(&[(1, "not-an-md5".into())]), None);
     }
 
     #[test]

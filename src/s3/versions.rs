@@ -177,7 +177,10 @@ impl Client {
             let past = page.versions.iter().any(|v| v.key != key);
             all.extend(page.versions);
             match page.next_key_marker {
-                Some(k) if page.is_truncated && !past => marker = Some((k, page.next_version_id_marker)),
+                // A store that repeats its marker would loop for ever: that too ends the listing.
+                Some(k) if page.is_truncated && !past && marker.as_ref().is_none_or(|(m, _)| *m != k) => {
+                    marker = Some((k, page.next_version_id_marker))
+                }
                 // A truncated page without a marker would loop for ever: treat it as the end.
                 _ => break,
             }

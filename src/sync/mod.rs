@@ -89,7 +89,7 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         deletes: Vec::new(),
         followups: Vec::new(),
         last_commit: Instant::now(),
-        held: Some(Vec::new()),
+        held: None,
         tally: guard::Tally::default(),
     };
     // `.syncignore` first: the rules this run applies must be the settled ones, or a machine
@@ -98,6 +98,9 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     run.sync_one(&mut idx, ".syncignore", &mut deferred).await?;
     run.drain(&mut idx).await?;
     let rules = Arc::new(load_rules(client, prefix, root).await?);
+    // Deletions the main pass plans wait for the guards; `.syncignore`'s, above, did not: the
+    // rules just read must be the settled ones.
+    run.held = Some(Vec::new());
     match run.main_pass(&mut idx, client, prefix, root, rules).await {
         Ok(more) => deferred.extend(more),
         Err(e) => {
@@ -299,7 +302,9 @@ impl Run<'_> {
             }
         }
         drop(rx);
-        let _ = walker.await;
+        // A walk that died early looked like a folder that ends there: everything after would
+        // have been planned as deleted locally. Those plans are held; the error drops them.
+        walker.await.map_err(|e| format!("scanning {}: {e}", root.display()))?;
         Ok(deferred)
     }
 

@@ -44,6 +44,10 @@ pub(super) fn lock(root: &Path) -> Result<Lock, String> {
     use std::io::{Read, Seek, Write};
     use std::os::unix::fs::MetadataExt;
     let path = root.join(".s4lock");
+    // The lock file is truncated and written: never through a link to some other file.
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!("{} is a symlink; remove it (s4 makes its own lock file there)", path.display()));
+    }
     loop {
         let mut f = std::fs::OpenOptions::new()
             .create(true)

@@ -143,11 +143,12 @@ impl Indexes {
             }
         }
         // Not in the listing (a store that lists late, or an odd key): ask each one directly.
-        for key in std::mem::take(&mut self.pending).into_keys() {
+        for (key, ours) in std::mem::take(&mut self.pending) {
             let full = format!("{prefix}{key}");
             match client.head(&full).await.map_err(|e| e.to_string())? {
                 Some(meta) => {
-                    if let Some(e) = self.remote.get_mut(&key) {
+                    let theirs = matches!((&ours, &meta.etag), (Some(a), Some(b)) if a != b);
+                    if let (Some(e), false) = (self.remote.get_mut(&key), theirs) {
                         e.local_timestamp = meta.last_modified.map(|t| t as f64);
                     }
                 }
