@@ -19,6 +19,19 @@ pub fn temp_path(dest: &Path) -> PathBuf {
     dest.parent().unwrap_or(Path::new(".")).join(name)
 }
 
+/// Is `name` a temp file of an s4 process that is gone (a download cut off by a crash)?
+/// Another live s4's (a `restore`, a sync of an overlapping folder) is left alone, and so
+/// is anything merely named like one.
+pub fn is_abandoned_temp(name: &str) -> bool {
+    let Some((pid, n)) = name.strip_prefix(TMP_PREFIX).and_then(|rest| rest.split_once('-')) else {
+        return false;
+    };
+    match (pid.parse::<u32>(), n.parse::<u64>()) {
+        (Ok(pid), Ok(_)) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
+}
+
 /// Write `dest` through a temp file: `fill` writes the content, then fsync, then rename.
 pub fn write_atomic(dest: &Path, mode: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
     let tmp = temp_path(dest);

@@ -238,11 +238,26 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
     while !sync::interrupted() {
         for name in &names {
             let Some((folder, eye, last, again)) = watched.get_mut(name) else { continue };
+            let mut dead = false;
             let changed = match eye {
                 Eye::Inotify(rx) => {
                     let mut any = false;
-                    while rx.try_recv().is_ok() {
-                        any = true;
+                    loop {
+                        match rx.try_recv() {
+                            Ok(()) => any = true,
+                            Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                            // The watcher thread died (inotify lost): the folder must not go
+                            // unwatched. Rescanning from here on.
+                            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                                crate::warn!(
+                                    "Stopped watching {}; checking it every {} ms instead",
+                                    folder.display(),
+                                    cmd.read_delay
+                                );
+                                dead = true;
+                                break;
+                            }
+                        }
                     }
                     // Wait until the folder is quiet for --read-delay: a file still being
                     // copied is not uploaded half-written.
@@ -257,6 +272,9 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
                 }
                 Eye::Rescan(fp) => fp.as_ref() != Some(&fingerprint(folder)),
             };
+            if dead {
+                *eye = Eye::Rescan(None); // no fingerprint yet: the next round syncs and takes one
+            }
             let due = *again || last.is_none_or(|t| t.elapsed().as_secs() >= cmd.poll);
             if changed || due {
                 match rt.block_on(sync_target(config, name, &opts)) {

@@ -148,8 +148,10 @@ impl Scanner {
                     continue;
                 }
             };
-            if self.clean_temp && name.starts_with(crate::fsutil::TMP_PREFIX) {
-                let _ = fs::remove_file(path.join(&name));
+            if name.starts_with(crate::fsutil::TMP_PREFIX) {
+                if self.clean_temp && crate::fsutil::is_abandoned_temp(&name) {
+                    let _ = fs::remove_file(path.join(&name));
+                }
                 continue;
             }
             let kind = match entry.file_type() {
@@ -344,7 +346,9 @@ mod tests {
     #[test]
     fn unreadable_directories_are_unknown_not_empty_and_temp_files_are_cleaned() {
         let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join(".s4tmp-1-2"), "left over").unwrap();
+        fs::write(d.path().join(".s4tmp-4000000000-2"), "left over by a dead process").unwrap();
+        let live = format!(".s4tmp-{}-7", std::process::id());
+        fs::write(d.path().join(&live), "a live process's").unwrap();
         fs::create_dir_all(d.path().join("a")).unwrap();
         fs::write(d.path().join("a/f"), "x").unwrap();
         // A file where a directory listing is expected stands in for an unreadable directory
@@ -355,7 +359,8 @@ mod tests {
         assert!(matches!(&out[..], [Item::Skipped { key, error: true, .. }] if key == "a/f"));
         let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(true).collect();
         assert_eq!(all.len(), 1);
-        assert!(!d.path().join(".s4tmp-1-2").exists());
+        assert!(!d.path().join(".s4tmp-4000000000-2").exists());
+        assert!(d.path().join(&live).exists(), "a live s4's temp file stays");
         let err = Scanner::new(&d.path().join("a/f"), Arc::default()).err().unwrap();
         assert!(err.contains("cannot read the local folder"), "{err}");
         assert!(Scanner::new(&d.path().join("missing"), Arc::default()).unwrap().next().is_none());
