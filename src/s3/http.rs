@@ -50,24 +50,6 @@ impl Payload {
         Ok(match self {
             Payload::Empty => Full::new(Bytes::new()).map_err(|e| match e {}).boxed(),
             Payload::Bytes(b) => Full::new(b).map_err(|e| match e {}).boxed(),
-            // A small file in one blocking read, sent with the headers: tokio's streamed file
-            // costs three thread-pool hops (open, seek, read) per request, which is most of
-            // the client's CPU in a many-small-files sync.
-            Payload::File { path, offset, len } if len <= SMALL_FILE => {
-                let read = move || -> io::Result<Bytes> {
-                    use std::io::{Read, Seek};
-                    let mut file = std::fs::File::open(&path)?;
-                    file.seek(io::SeekFrom::Start(offset))?;
-                    let mut buf = vec![0; len as usize];
-                    file.read_exact(&mut buf).map_err(|e| match e.kind() {
-                        io::ErrorKind::UnexpectedEof => io::Error::new(e.kind(), "file shrank while uploading"),
-                        _ => e,
-                    })?;
-                    Ok(buf.into())
-                };
-                let bytes = tokio::task::spawn_blocking(read).await.map_err(io::Error::other)??;
-                Full::new(bytes).map_err(|e| match e {}).boxed()
-            }
             Payload::File { path, offset, len } => {
                 let mut file = tokio::fs::File::open(&path).await?;
                 file.seek(io::SeekFrom::Start(offset)).await?;
@@ -78,8 +60,6 @@ impl Payload {
 }
 
 const CHUNK: usize = 256 * 1024;
-/// File bodies up to this size are read whole before sending (see `into_body`).
-const SMALL_FILE: u64 = 256 * 1024;
 
 /// A request body read from a file range in chunks: a 10 GiB upload never sits in memory.
 struct FileBody {

@@ -202,6 +202,8 @@ impl Client {
             return Err(changed());
         }
         if size < xfer.threshold {
+            // One blocking read, also the cheap way: a streamed tokio file costs three
+            // thread-pool hops (open, seek, read) per request in a many-small-files sync.
             let _budget = memory_budget(size).await;
             let p = path.to_path_buf();
             let body = tokio::task::spawn_blocking(move || std::fs::read(p))
