@@ -129,7 +129,7 @@ fn index_of(n: usize) -> Index {
     (0..n)
         .map(|i| {
             let t = (NOW - 86_400 + i as i64) as f64;
-            let e = Entry { local_timestamp: Some(t + 0.25), remote_timestamp: Some(t) };
+            let e = Entry::new(Some(t + 0.25), Some(t), None);
             (format!("d{:03}/f{i:06}.bin", i / 100), e)
         })
         .collect()

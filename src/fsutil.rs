@@ -39,12 +39,28 @@ pub fn write_atomic(dest: &Path, mode: u32, fill: impl FnOnce(&mut File) -> io::
         let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         fill(&mut f)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, dest)
+        std::fs::rename(&tmp, dest)?;
+        sync_parent(dest)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A new file holding `body` (never through a file or link already there).
+pub fn write_new(path: &Path, body: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    io::Write::write_all(&mut f, body)
+}
+
+/// fsync the folder holding `path`: a rename is durable only once its directory entry is
+/// (after a power loss the file could otherwise be back under its temp name, or gone).
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// MD5 of `len` bytes of the file at `offset` (ETags of plain objects and of parts).
@@ -78,7 +94,8 @@ pub fn replace(tmp: &Path, dest: &Path) -> io::Result<()> {
     if let Ok(m) = std::fs::metadata(dest) {
         let _ = std::fs::set_permissions(tmp, m.permissions());
     }
-    std::fs::rename(tmp, dest)
+    std::fs::rename(tmp, dest)?;
+    sync_parent(dest)
 }
 
 /// Move `tmp` to `dest` only if nothing is there: a file that appears meanwhile is kept
@@ -86,11 +103,12 @@ pub fn replace(tmp: &Path, dest: &Path) -> io::Result<()> {
 /// none, a check just before the rename.
 pub fn place_new(tmp: &Path, dest: &Path) -> io::Result<()> {
     match std::fs::hard_link(tmp, dest) {
-        Ok(()) => std::fs::remove_file(tmp),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) if std::fs::symlink_metadata(dest).is_ok() => Err(io::ErrorKind::AlreadyExists.into()),
-        Err(_) => std::fs::rename(tmp, dest),
+        Ok(()) => std::fs::remove_file(tmp)?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+        Err(_) if std::fs::symlink_metadata(dest).is_ok() => return Err(io::ErrorKind::AlreadyExists.into()),
+        Err(_) => std::fs::rename(tmp, dest)?,
     }
+    sync_parent(dest)
 }
 
 /// Is `key` a relative path we may create under the sync root? Rejects absolute paths,

@@ -54,12 +54,14 @@ const ROOT_RESERVED: [&str; 3] = [".index", ".s4lock", ".s4lease"];
 /// Basename prefix of temp files, always ignored at any depth.
 /// s4's own files at the root (index, lock, lease and its probes), never synced as content.
 pub fn is_reserved(path: &str) -> bool {
-    ROOT_RESERVED.contains(&path) || path.starts_with(LEASE_PROBE_PREFIX)
+    ROOT_RESERVED.contains(&path) || LEASE_OBJECTS.iter().any(|p| path.starts_with(p))
 }
 
 /// The probe objects s4 writes beside the index to learn whether a store honours conditional
 /// writes (deleted at once; a crash may leave one).
 pub const LEASE_PROBE_PREFIX: &str = ".s4lease.probe-";
+/// Objects s4 writes beside the index: store probes and lease intents (sync/lease.rs).
+const LEASE_OBJECTS: [&str; 2] = [LEASE_PROBE_PREFIX, ".s4lease.intent-"];
 
 impl IgnoreRules {
     /// Parse the text of a .syncignore (may be empty).
@@ -77,7 +79,7 @@ impl IgnoreRules {
         }
         let first = path.split('/').next().unwrap_or(path);
         if ROOT_RESERVED.contains(&first)
-            || first.starts_with(LEASE_PROBE_PREFIX)
+            || LEASE_OBJECTS.iter().any(|p| first.starts_with(p))
             || path.split('/').any(|c| c.starts_with(TMP_PREFIX))
         {
             return true;
@@ -396,6 +398,7 @@ mod tests {
         ("!.s4tmp-*", "a/.s4tmp-1", false, true),
         ("", "a/b.s4tmp-1", false, false),
         ("", ".s4lease.probe-1-2", false, true),
+        ("", ".s4lease.intent-1-2", false, true),
         ("", ".s4lease.bak", false, false),
         // only the relative path is matched (S4 bug: sync root under a dir named build)
         ("build", "x/y", false, false),

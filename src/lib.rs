@@ -18,3 +18,5 @@ pub mod sync;
 pub mod watch;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+#[cfg(test)]
+mod sim;

@@ -162,6 +162,7 @@ fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
         transfer: Transfer::default(),
         max_delete: MaxDelete::parse(&cmd.max_delete)?,
         force: cmd.force,
+        inline: false,
     };
     let names = pick(config, &cmd.targets)?;
     let rt = runtime()?;
@@ -218,6 +219,7 @@ fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
         transfer: Transfer::default(),
         max_delete: MaxDelete::parse(&cmd.max_delete)?,
         force: false,
+        inline: false,
     };
     let names = pick(config, &cmd.targets)?;
     let rt = runtime()?;

@@ -343,7 +343,20 @@ impl Client {
     /// threshold, else ranges fetched in parallel, written in place, all pinned to one ETag
     /// (If-Match) so a concurrent overwrite cannot mix two versions in one file.
     pub async fn download_to_file(&self, key: &str, dest: &Path, size: u64, xfer: &Transfer) -> Result<ObjectMeta> {
-        self.download_version_to_file(key, None, dest, size, xfer).await
+        self.download_pinned(key, None, dest, size, None, xfer).await
+    }
+
+    /// [`Client::download_to_file`] of the version with this ETag only, the first request
+    /// included (412 when the object changed since it was planned).
+    pub async fn download_to_file_if(
+        &self,
+        key: &str,
+        dest: &Path,
+        size: u64,
+        if_match: Option<&str>,
+        xfer: &Transfer,
+    ) -> Result<ObjectMeta> {
+        self.download_pinned(key, None, dest, size, if_match, xfer).await
     }
 
     /// [`Client::download_to_file`] of one version (`None`: the current one).
@@ -355,8 +368,20 @@ impl Client {
         size: u64,
         xfer: &Transfer,
     ) -> Result<ObjectMeta> {
+        self.download_pinned(key, version, dest, size, None, xfer).await
+    }
+
+    async fn download_pinned(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        dest: &Path,
+        size: u64,
+        if_match: Option<&str>,
+        xfer: &Transfer,
+    ) -> Result<ObjectMeta> {
         if size < xfer.threshold {
-            let meta = self.get_version_to_file(key, version, dest, None).await?;
+            let meta = self.get_version_to_file_if(key, version, dest, if_match).await?;
             // A store (or a proxy) that sends a short body under a matching Content-Length
             // passes every HTTP check: only the size the listing gave can tell.
             let got = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
@@ -374,7 +399,7 @@ impl Client {
         let mut ranges = parts(size, part);
         // The first range tells the ETag that pins every other range.
         let (_, off, len) = ranges.next().expect("at least one range");
-        let (meta, _) = self.fetch_range(key, version, &file, off, len, None).await?;
+        let (meta, _) = self.fetch_range(key, version, &file, off, len, if_match).await?;
         if meta.size != size {
             return Err(Error::new(
                 "GetObject",

@@ -171,32 +171,59 @@ impl Client {
         })?;
         let xml_err = |e: xml::XmlError| Error::new("ListObjectsV2", self.uri(prefix), ErrorKind::Xml(e.to_string()));
         let mut page = xml::parse_list_objects_v2_raw(&answer.body).map_err(xml_err)?;
-        if page.url_claimed && self.listing_is_encoded().await? {
-            xml::url_decode_page(&mut page).map_err(xml_err)?;
+        if page.url_claimed {
+            let keys =
+                page.objects.iter().map(|o| o.key.as_str()).chain(page.common_prefixes.iter().map(String::as_str));
+            let evidence = xml::url_evidence(prefix, keys).map_err(xml_err)?;
+            if self.keys_are_encoded(evidence).await? {
+                xml::url_decode_page(&mut page).map_err(xml_err)?;
+            }
         }
         Ok(page)
     }
 
-    /// Some stores (s3s-fs) answer `<EncodingType>url</EncodingType>` and send keys unencoded;
-    /// decoding those would turn a '+' in a key into a space, or "%41" into "A". Ask the store
-    /// once per client, with a prefix holding a space, whether it really encodes; never guess
-    /// from key contents (a key may hold anything).
-    pub(super) async fn listing_is_encoded(&self) -> Result<bool> {
-        if let Some(known) = self.url_encoding() {
-            return Ok(known);
-        }
-        const PROBE: &str = "s4 url-encoding probe/";
-        let req = Request::new("ListObjectsV2", Method::GET, None)
-            .query("list-type", "2")
-            .query("encoding-type", "url")
-            .query("max-keys", "1")
-            .query("prefix", PROBE);
-        let answer = self.send_full(&req).await?;
-        let probe = xml::parse_list_objects_v2_raw(&answer.body)
-            .map_err(|e| Error::new("ListObjectsV2", self.uri(PROBE), ErrorKind::Xml(e.to_string())))?;
-        let encodes = probe.prefix.as_deref() != Some(PROBE);
-        self.set_url_encoding(encodes);
-        Ok(encodes)
+    /// Decode the keys of a listing that claims `encoding-type=url`? The page's own evidence
+    /// decides when it can (and is remembered for the client); else what an earlier page of
+    /// this store showed; else the store is asked which reading of an ambiguous key exists.
+    /// Issue 9: RGW encodes '/' in keys while echoing the prefix plain, and a verdict drawn
+    /// from the echo made a whole prefix look empty, so the sync deleted the local files.
+    pub(super) async fn keys_are_encoded(&self, evidence: xml::UrlEvidence) -> Result<bool> {
+        use xml::UrlEvidence as E;
+        let known = self.url_encoding();
+        let encoded = match evidence {
+            E::Encoded => true,
+            E::Raw => false,
+            // Decoding changes nothing: no need to know.
+            E::Irrelevant => return Ok(known.unwrap_or(false)),
+            E::Ambiguous(_) if known.is_some() => return Ok(known.unwrap_or(false)),
+            E::Ambiguous(candidates) => {
+                let mut verdict = None;
+                // A reading the store cannot even HEAD (s3s-fs: 500 for a key ending in '/')
+                // proves nothing: try the next key.
+                for wire in &candidates {
+                    let Ok(decoded) = xml::url_decode(wire, "Key") else { continue };
+                    match (self.head(wire).await, self.head(&decoded).await) {
+                        (Ok(None), Ok(Some(_))) => verdict = Some(true),
+                        (Ok(Some(_)), Ok(None)) => verdict = Some(false),
+                        _ => continue,
+                    }
+                    break;
+                }
+                verdict.ok_or_else(|| {
+                    Error::new(
+                        "ListObjectsV2",
+                        self.uri(&candidates[0]),
+                        ErrorKind::Xml(
+                            "cannot tell whether the store URL-encodes listed keys (each key that reads two ways \
+                             exists both ways or neither); s4 stops rather than misread a key"
+                                .into(),
+                        ),
+                    )
+                })?
+            }
+        };
+        self.set_url_encoding(encoded);
+        Ok(encoded)
     }
 
     pub fn list(&self, prefix: &str, delimiter: Option<&str>, start_after: Option<&str>) -> Lister {
@@ -243,11 +270,33 @@ impl Client {
         dest: &Path,
         range: Option<(u64, u64)>,
     ) -> Result<ObjectMeta> {
+        self.get_range_to_file(key, version, dest, range, None).await
+    }
+
+    /// The whole object (or version) into a new file, only while its ETag is `if_match`.
+    pub(crate) async fn get_version_to_file_if(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        dest: &Path,
+        if_match: Option<&str>,
+    ) -> Result<ObjectMeta> {
+        self.get_range_to_file(key, version, dest, None, if_match).await
+    }
+
+    async fn get_range_to_file(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        dest: &Path,
+        range: Option<(u64, u64)>,
+        if_match: Option<&str>,
+    ) -> Result<ObjectMeta> {
         let mut file = std::fs::File::options().write(true).create_new(true).open(dest).map_err(|e| {
             Error::new("GetObject", dest.display().to_string(), ErrorKind::Io(format!("creating: {e}")))
         })?;
         // Chunks land in the page cache; a synchronous write of one is cheap.
-        self.get_into(key, version, range, None, |chunk| {
+        self.get_into(key, version, range, if_match, |chunk| {
             std::future::ready(std::io::Write::write_all(&mut file, &chunk))
         })
         .await
@@ -313,17 +362,33 @@ impl Client {
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
-        self.send_full(&Request::new("DeleteObject", Method::DELETE, Some(key))).await?;
+        self.delete_if(key, None).await
+    }
+
+    /// DeleteObject, only of the version with this ETag when one is given (`If-Match`: 412
+    /// otherwise, where the store honours it; AWS general purpose buckets do).
+    pub async fn delete_if(&self, key: &str, if_match: Option<&str>) -> Result<()> {
+        let mut req = Request::new("DeleteObject", Method::DELETE, Some(key));
+        if let Some(tag) = if_match {
+            req = req.header("if-match", quote(tag));
+        }
+        self.send_full(&req).await?;
         Ok(())
     }
 
     /// DeleteObjects in batches of at most 1000 keys. Returns the keys the store refused, with why.
     pub async fn delete_objects(&self, keys: &[String]) -> Result<Vec<(String, Error)>> {
+        let items: Vec<(String, Option<String>)> = keys.iter().map(|k| (k.clone(), None)).collect();
+        self.delete_objects_if(&items).await
+    }
+
+    /// [`Client::delete_objects`] where each key may carry the ETag it must still have.
+    pub async fn delete_objects_if(&self, items: &[(String, Option<String>)]) -> Result<Vec<(String, Error)>> {
         let mut failed = Vec::new();
-        for batch in keys.chunks(1000) {
-            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-            let body = xml::delete_objects_body(&refs, true).map_err(|e| {
-                Error::new("DeleteObjects", self.uri(batch[0].as_str()), ErrorKind::Config(e.to_string()))
+        for batch in items.chunks(1000) {
+            let refs: Vec<(&str, Option<&str>)> = batch.iter().map(|(k, e)| (k.as_str(), e.as_deref())).collect();
+            let body = xml::delete_objects_body_if(&refs, true).map_err(|e| {
+                Error::new("DeleteObjects", self.uri(batch[0].0.as_str()), ErrorKind::Config(e.to_string()))
             })?;
             let md5 = content_md5(body.as_bytes());
             let req = Request::new("DeleteObjects", Method::POST, None)

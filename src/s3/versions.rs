@@ -52,7 +52,7 @@ pub struct VersionsPage {
     pub is_truncated: bool,
     pub next_key_marker: Option<String>,
     pub next_version_id_marker: Option<String>,
-    /// The store said `<EncodingType>url</EncodingType>` (see `Client::listing_is_encoded`).
+    /// The store said `<EncodingType>url</EncodingType>` (see `Client::keys_are_encoded`).
     pub url_claimed: bool,
 }
 
@@ -169,8 +169,17 @@ impl Client {
             })?;
             let xml_err = |e: XmlError| fail(ErrorKind::Xml(e.to_string()));
             let mut page = parse_list_versions(&answer.body).map_err(xml_err)?;
-            if page.url_claimed && self.listing_is_encoded().await? {
-                url_decode_versions(&mut page).map_err(xml_err)?;
+            if page.url_claimed {
+                let evidence = super::xml::url_evidence(key, page.versions.iter().map(|v| v.key.as_str()));
+                // The versions of `key` itself read the same either way unless the page shows
+                // which reading is right (see `Client::keys_are_encoded`): never ask the store.
+                let evidence = match evidence.map_err(xml_err)? {
+                    super::xml::UrlEvidence::Ambiguous(_) => super::xml::UrlEvidence::Irrelevant,
+                    e => e,
+                };
+                if self.keys_are_encoded(evidence).await? {
+                    url_decode_versions(&mut page).map_err(xml_err)?;
+                }
             }
             // Listings run in key order and `key` is the first key with its own prefix:
             // once another key shows up, every version of ours has been seen.

@@ -278,6 +278,53 @@ pub(super) fn url_decode(s: &str, field: &str) -> Result<String, XmlError> {
     String::from_utf8(out).map_err(|_| err(format!("<{field}> is not UTF-8 after URL-decoding: {s:?}")))
 }
 
+/// What the keys of one `encoding-type=url` listing say about the store: stores differ. AWS
+/// encodes keys and the echoed prefix; Ceph RGW encodes keys, '/' included, and echoes the
+/// prefix plain; s3s-fs claims the encoding and sends keys as they are. Only the keys matter,
+/// and only evidence that cannot misread a real key counts: every listed key starts with the
+/// requested prefix, and no encoder sends a space, a control or non-ASCII byte, or a bare `%`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlEvidence {
+    /// Keys are encoded: decode them.
+    Encoded,
+    /// Keys are sent as they are.
+    Raw,
+    /// Decoding would change no key: either reading gives the same keys.
+    Irrelevant,
+    /// These keys (the first few) read as two different keys each, and nothing on the page
+    /// tells which is real (the caller asks the store: HEAD each reading).
+    Ambiguous(Vec<String>),
+}
+
+/// See [`UrlEvidence`]. `prefix` is the prefix the request asked for (never the echo).
+pub fn url_evidence<'a>(prefix: &str, keys: impl IntoIterator<Item = &'a str>) -> Result<UrlEvidence, XmlError> {
+    let (mut encoded, mut raw, mut ambiguous) = (false, false, Vec::new());
+    for k in keys {
+        let never_encoded = k.bytes().any(|b| b <= b' ' || b >= 0x7f);
+        let decoded = if never_encoded { None } else { url_decode(k, "Key").ok() };
+        match decoded {
+            None => raw = true,
+            Some(d) if d == k => {}
+            Some(d) => match (k.starts_with(prefix), d.starts_with(prefix)) {
+                (false, true) => encoded = true,
+                (true, false) => raw = true,
+                _ if ambiguous.len() < 8 => ambiguous.push(k.to_string()),
+                _ => {}
+            },
+        }
+    }
+    match (encoded, raw) {
+        (true, true) => Err(err(format!(
+            "the store's listing of prefix {prefix:?} mixes URL-encoded and plain keys; s4 cannot tell which keys \
+             are real and stops rather than misread one"
+        ))),
+        (true, false) => Ok(UrlEvidence::Encoded),
+        (false, true) => Ok(UrlEvidence::Raw),
+        (false, false) if ambiguous.is_empty() => Ok(UrlEvidence::Irrelevant),
+        (false, false) => Ok(UrlEvidence::Ambiguous(ambiguous)),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Parsers
 
@@ -320,15 +367,13 @@ pub fn parse_list_objects_v2_raw(xml: &[u8]) -> Result<ListPage, XmlError> {
     Ok(page)
 }
 
-/// URL-decode the keys, common prefixes and echoed prefix of a raw page.
+/// URL-decode the keys and common prefixes of a raw page. The echoed prefix stays as sent:
+/// stores disagree on encoding it (RGW does not), and it only echoes the request.
 pub fn url_decode_page(page: &mut ListPage) -> Result<(), XmlError> {
     for o in &mut page.objects {
         o.key = url_decode(&o.key, "Key")?;
     }
     for p in &mut page.common_prefixes {
-        *p = url_decode(p, "Prefix")?;
-    }
-    if let Some(p) = &mut page.prefix {
         *p = url_decode(p, "Prefix")?;
     }
     Ok(())
@@ -515,14 +560,27 @@ pub fn complete_multipart_body(parts: &[(u32, String)]) -> String {
 /// <Delete><Quiet>true</Quiet><Object><Key>…</Key></Object>…</Delete>, keys XML-escaped (&, <, >, ", ').
 /// Keys containing characters illegal in XML 1.0 (control chars other than \t \n \r) cannot be expressed: return Err.
 pub fn delete_objects_body(keys: &[&str], quiet: bool) -> Result<String, XmlError> {
+    let items: Vec<(&str, Option<&str>)> = keys.iter().map(|k| (*k, None)).collect();
+    delete_objects_body_if(&items, quiet)
+}
+
+/// DeleteObjects body whose objects may carry the ETag they must still have (`<ETag>`: AWS
+/// deletes only that version, else reports PreconditionFailed for the key).
+pub fn delete_objects_body_if(items: &[(&str, Option<&str>)], quiet: bool) -> Result<String, XmlError> {
     let mut s = format!("<Delete><Quiet>{quiet}</Quiet>");
-    for key in keys {
+    for (key, etag) in items {
         s.push_str("<Object><Key>");
         escape_into(&mut s, key).map_err(|c| {
             let code = c as u32;
             err(format!("key {key:?} contains U+{code:04X}, which XML 1.0 cannot express"))
         })?;
-        s.push_str("</Key></Object>");
+        s.push_str("</Key>");
+        if let Some(tag) = etag {
+            s.push_str("<ETag>&quot;");
+            escape_into(&mut s, tag.trim_matches('"')).map_err(|_| err(format!("ETag {tag:?} of {key:?}")))?;
+            s.push_str("&quot;</ETag>");
+        }
+        s.push_str("</Object>");
     }
     s.push_str("</Delete>");
     Ok(s)

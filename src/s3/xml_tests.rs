@@ -296,3 +296,55 @@ fn list_parts_pages() {
     assert_eq!(parse_list_parts(last).unwrap(), (vec![], None));
     assert!(parse_list_parts(b"<ListPartsResult><Part><PartNumber>x</PartNumber></Part></ListPartsResult>").is_err());
 }
+
+/// Issue 9: Ceph RGW encodes '/' in listed keys and echoes the prefix plain; s4 took the plain
+/// echo for a store that does not encode, found no key under `s4test/`, and deleted the files.
+#[test]
+fn rgw_listing_with_encoded_slash_is_decoded() {
+    let doc = r#"<ListBucketResult><Name>cephb</Name><Prefix>s4test/</Prefix><KeyCount>2</KeyCount>
+        <Contents><Key>s4test%2F.index</Key><LastModified>x</LastModified><Size>1</Size></Contents>
+        <Contents><Key>s4test%2Ff1.txt</Key><LastModified>x</LastModified><Size>2</Size></Contents>
+        <IsTruncated>false</IsTruncated><EncodingType>url</EncodingType></ListBucketResult>"#;
+    let mut page = parse_list_objects_v2_raw(doc.as_bytes()).unwrap();
+    let wire = keys(&page);
+    assert_eq!(url_evidence("s4test/", wire.iter().copied()), Ok(UrlEvidence::Encoded));
+    url_decode_page(&mut page).unwrap();
+    assert_eq!(keys(&page), ["s4test/.index", "s4test/f1.txt"]);
+    // The echoed prefix is left as sent.
+    assert_eq!(page.prefix.as_deref(), Some("s4test/"));
+}
+
+/// Keys that read differently decoded are judged only on evidence no real key can fake.
+#[test]
+fn url_evidence_never_misreads_a_real_key() {
+    use UrlEvidence::*;
+    let cases: &[(&str, &[&str], UrlEvidence)] = &[
+        // s3s-fs: claims url, sends keys as they are.
+        ("p/", &["p/a b.txt"], Raw),
+        ("p/", &["p/café"], Raw),
+        ("p/", &["p/100%"], Raw),
+        ("p/", &["p/%zz"], Raw),
+        ("a+b/", &["a+b/x"], Raw),
+        ("a b/", &["a b/x"], Raw),
+        // Encoders: AWS ('+' for space, '/' kept), RGW ('/' too).
+        ("a b/", &["a+b/x"], Encoded),
+        ("a+b/", &["a%2Bb/x"], Encoded),
+        ("p/", &["p%2Fx"], Encoded),
+        ("ü/", &["%C3%BC/x"], Encoded),
+        // Nothing changes when decoded: either reading is right.
+        ("p/", &["p/x.txt", "p/y"], Irrelevant),
+        ("", &[], Irrelevant),
+        // A literal "%2F", "%41" or '+' in a key under a plain prefix: the page cannot tell.
+        ("p/", &["p/x", "p/a%2Fb"], Ambiguous(vec!["p/a%2Fb".into()])),
+        ("p/", &["p/%41", "p/a+b"], Ambiguous(vec!["p/%41".into(), "p/a+b".into()])),
+        ("", &["a%2Fb"], Ambiguous(vec!["a%2Fb".into()])),
+        // One definite key settles an ambiguous one.
+        ("p/", &["p/%41", "p/a b"], Raw),
+        ("p/", &["p%2F%2541"], Encoded),
+    ];
+    for (prefix, keys, want) in cases {
+        assert_eq!(url_evidence(prefix, keys.iter().copied()).as_ref(), Ok(want), "{prefix:?} {keys:?}");
+    }
+    // Mixed evidence is an error, never a guess.
+    assert!(url_evidence("p/", ["p%2Fx", "p/a b"]).is_err());
+}

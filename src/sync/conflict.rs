@@ -41,8 +41,8 @@ pub fn interactive(opts: &Options) -> bool {
 pub async fn ask_each(ctx: &Arc<Ctx>, idx: &mut Indexes, items: Vec<Job>, names: &Names) -> Vec<Result<Job, Job>> {
     let mut out = Vec::new();
     for job in items {
-        if let Some(mtime) = identical(ctx, &job).await {
-            record_synced(idx, &job, mtime);
+        if let Some((mtime, etag)) = identical(ctx, &job).await {
+            record_synced(idx, &job, mtime, &etag);
             continue;
         }
         let keep = tokio::task::block_in_place(|| prompt(ctx, &job, names));
@@ -55,9 +55,9 @@ pub async fn ask_each(ctx: &Arc<Ctx>, idx: &mut Indexes, items: Vec<Job>, names:
     out
 }
 
-/// `Some(local mtime)` when both sides hold the same bytes (same size and same MD5 / multipart
-/// ETag): S4 called every such key a conflict on a first sync.
-pub async fn identical(ctx: &Ctx, item: &Job) -> Option<f64> {
+/// `Some((local mtime, ETag))` when both sides hold the same bytes (same size and same MD5 /
+/// multipart ETag): S4 called every such key a conflict on a first sync.
+pub async fn identical(ctx: &Ctx, item: &Job) -> Option<(f64, String)> {
     let (size, mtime) = (item.local_size?, item.local_mtime?);
     item.remote_lm?;
     if size != item.remote_size {
@@ -65,13 +65,13 @@ pub async fn identical(ctx: &Ctx, item: &Job) -> Option<f64> {
     }
     let etag = match &item.etag {
         Some(e) => e.clone(),
-        None => ctx.client.head(&ctx.remote_key(&item.key)).await.ok()??.etag?,
+        None => ctx.remote.head(&ctx.remote_key(&item.key)).await.ok()??.etag?,
     };
     let path = ctx.root.join(&item.key);
     let preferred = ctx.transfer.part_size;
-    let same =
-        tokio::task::spawn_blocking(move || local_matches_etag(&path, size, &etag, preferred)).await.unwrap_or(false);
-    same.then_some(mtime)
+    let tag = etag.clone();
+    let same = ctx.blocking(move || local_matches_etag(&path, size, &tag, preferred)).await;
+    same.then_some((mtime, etag))
 }
 
 /// Does the file's content produce this ETag? Plain ETags are the MD5; multipart ones
@@ -103,7 +103,7 @@ pub fn local_matches_etag(path: &Path, size: u64, etag: &str, preferred_part: u6
     }
 }
 
-pub fn record_synced(idx: &mut Indexes, item: &Job, mtime: f64) {
+pub fn record_synced(idx: &mut Indexes, item: &Job, mtime: f64, etag: &str) {
     let live = |e: Option<Entry>| e.filter(|e| !e.is_tombstone()).and_then(|e| e.remote_timestamp);
     // An unchanged S3 side keeps the stamp the other machines already hold. Otherwise S3 holds
     // content they have not seen (an interrupted run's upload, or an edit behind s4's back):
@@ -114,11 +114,8 @@ pub fn record_synced(idx: &mut Indexes, item: &Job, mtime: f64) {
     }
     .unwrap_or_else(|| (mtime as i64).max(plan::above(item.local.stamp)).max(plan::above(item.remote.stamp)) as f64);
     let lm = item.remote_lm.map(|t| t as f64);
-    idx.set(
-        &item.key,
-        Entry { local_timestamp: Some(mtime), remote_timestamp: Some(stamp) },
-        Entry { local_timestamp: lm, remote_timestamp: Some(stamp) },
-    );
+    let etag = Some(super::index::Etag::parse(etag));
+    idx.set(&item.key, Entry::new(Some(mtime), Some(stamp), etag), Entry::new(lm, Some(stamp), etag));
     idx.mark_adoptable(&item.key);
 }
 
@@ -162,7 +159,11 @@ fn show_diff(ctx: &Arc<Ctx>, key: &str, names: &Names) {
     // A fresh name, created exclusively: another user cannot plant a symlink to redirect it.
     let tmp = crate::fsutil::temp_path(&std::env::temp_dir().join("diff"));
     let remote_key = ctx.remote_key(key);
-    let got = tokio::runtime::Handle::current().block_on(ctx.client.get_to_file(&remote_key, &tmp, None));
+    let got = match tokio::runtime::Handle::current().block_on(ctx.remote.get_bytes(&remote_key)) {
+        Ok(Some((body, _))) => crate::fsutil::write_new(&tmp, &body).map_err(|e| format!("{}: {e}", tmp.display())),
+        Ok(None) => Err(format!("{} is gone", ctx.remote.uri(&remote_key))),
+        Err(e) => Err(e.to_string()),
+    };
     if let Err(e) = got {
         crate::error!("Cannot show the difference: {e}");
         return;

@@ -5,19 +5,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::index::Entry;
+use super::lease::Lease;
 use super::plan::{Decision, Side};
+use super::remote::Remote;
 use super::scan::mtime_of;
+use super::stores::Caps;
 use crate::fsutil;
 use crate::progress::Progress;
-use crate::s3::{Client, PutOptions, Transfer};
+use crate::s3::{PutOptions, Transfer};
 
 /// What every transfer task needs; shared by all of them.
 pub struct Ctx {
-    pub client: Client,
+    pub remote: Arc<dyn Remote>,
     pub root: PathBuf,
     pub prefix: String,
     pub transfer: Transfer,
     pub progress: Progress,
+    /// Blocking work runs inline (the simulation: see [`Ctx::blocking`]).
+    pub inline: bool,
+    pub caps: Caps,
+    /// Held for the run where the store ignores conditional writes: every write is checked
+    /// against it, and re-checked with a HEAD (issue 10).
+    pub lease: Option<Arc<Lease>>,
 }
 
 /// One key's work, as planned: the decision plus what the plan saw of each side.
@@ -38,6 +47,8 @@ pub struct Job {
     pub local_size: Option<u64>,
     /// From the listing; some stores list no ETag (then HEAD tells).
     pub etag: Option<String>,
+    /// A download tried again after the run's deletions (see [`Done::Blocked`]).
+    pub after_deletes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +61,8 @@ pub enum Done {
     },
     Downloaded {
         lm: Option<i64>,
+        /// Of the version fetched.
+        etag: Option<String>,
         bytes: u64,
     },
     DeletedLocal,
@@ -57,16 +70,36 @@ pub enum Done {
     /// A conflict whose two sides hold the same bytes (local mtime attached).
     Identical {
         mtime: f64,
+        etag: String,
     },
     /// A real conflict: the sides differ.
     Differs,
+    /// A download found a file where its folder goes, or a folder where it goes: a type
+    /// change (`x` became `x/in.txt`, or back) whose deletion the plan holds until the guards
+    /// have seen the whole plan. Tried again once the deletions ran, in the same sync.
+    Blocked,
+    /// An upload found S3 changed although the plan saw no change (a listing without ETags,
+    /// and a LastModified in the same second): both sides changed, so it is a conflict,
+    /// now with S3's real ETag.
+    Stale {
+        etag: Option<String>,
+    },
 }
 
 /// Why one upload attempt did not finish.
 enum Retry {
     /// The file changed under it: worth another try.
     Changed,
+    /// S3 changed since the plan (see [`Done::Stale`]).
+    Stale(Option<String>),
     Fail(String),
+}
+
+/// The version of the object the plan saw, as far as S3 tells.
+enum Planned {
+    Version(Option<String>),
+    /// See [`Done::Stale`].
+    Stale(Option<String>),
 }
 
 pub struct Outcome {
@@ -79,13 +112,22 @@ impl Ctx {
         format!("{}{key}", self.prefix)
     }
 
+    /// Run blocking work (hashing a file) off the async threads; inline in the simulation,
+    /// whose scheduler must see every step of a machine in one thread, in order.
+    pub async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        if self.inline {
+            return f();
+        }
+        tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
+    }
+
     pub async fn run(self: Arc<Self>, job: Job) -> Outcome {
         let result = match job.decision {
             Decision::Upload { .. } => self.upload(&job).await,
             Decision::Download { ts, .. } => self.download(&job, ts).await,
-            Decision::DeleteLocal { .. } => self.delete_local(&job),
+            Decision::DeleteLocal { .. } => self.delete_local(&job).await,
             Decision::Conflict => Ok(match super::conflict::identical(&self, &job).await {
-                Some(mtime) => Done::Identical { mtime },
+                Some((mtime, etag)) => Done::Identical { mtime, etag },
                 None => Done::Differs,
             }),
             Decision::DeleteRemote { .. } | Decision::Nothing => Err("internal: not a single-key action".into()),
@@ -108,6 +150,7 @@ impl Ctx {
                     return Err(format!("{} kept changing while being uploaded; left for the next run", job.key))
                 }
                 Err(Retry::Fail(e)) => return Err(e),
+                Err(Retry::Stale(etag)) => return Ok(Done::Stale { etag }),
                 Ok(done) => return Ok(done),
             }
         }
@@ -121,11 +164,19 @@ impl Ctx {
         // file held unchanged from its start to its end.
         let mtime = mtime_of(&meta);
         // Write only over the object the plan saw (its ETag), or only where none was: an
-        // object another machine wrote since the listing is not overwritten (on stores that
-        // honour conditional writes; others ignore the headers).
-        let (if_match, if_none_match) = match job.remote_lm {
-            Some(_) => (job.etag.clone(), false),
-            None => (None, true),
+        // object another machine wrote since the listing is not overwritten. Stores that
+        // ignore the headers are written under the lease, after a HEAD says the same.
+        let expected = match self.planned_version(job).await.map_err(Retry::Fail)? {
+            Planned::Version(v) => v,
+            Planned::Stale(now) => return Err(Retry::Stale(now)),
+        };
+        self.recheck(job, expected.as_deref()).await.map_err(Retry::Fail)?;
+        // Headers only where the store honours them: Ceph RGW 16.2 refuses even a matching
+        // If-Match in a versioned bucket (the lease and the HEAD above guard those stores).
+        let (if_match, if_none_match) = match (job.remote_lm, self.caps.conditional_put) {
+            (_, false) => (None, false),
+            (Some(_), true) => (expected, false),
+            (None, true) => (None, true),
         };
         let opts = PutOptions {
             content_type: Some(crate::content_type::detect(&path, key)),
@@ -133,7 +184,7 @@ impl Ctx {
             if_none_match,
             ..Default::default()
         };
-        let etag = match self.client.put_file(&self.remote_key(key), &path, meta.len(), &opts, &self.transfer).await {
+        let etag = match self.remote.put_file(&self.remote_key(key), &path, meta.len(), &opts).await {
             Ok(etag) => etag,
             Err(e) if e.is_changed() => return Err(Retry::Changed),
             // Either another writer came first, or our own first attempt landed and its answer
@@ -152,20 +203,77 @@ impl Ctx {
         Ok(Done::Uploaded { etag, mtime, bytes: meta.len() })
     }
 
+    /// The ETag of the version the plan saw at the key (`None`: it saw no object): from the
+    /// listing; else the index's, when S3 had not changed since the last sync; else a HEAD,
+    /// trusted only if it shows the size and LastModified the listing showed (issue 10: a
+    /// store that lists no ETag got unconditional overwrites).
+    ///
+    /// Where the plan took S3 for unchanged by LastModified alone, the HEAD's ETag must also be
+    /// the one the index records: two writes in one second look alike otherwise, and the upload
+    /// would fail its condition on every run (found by the simulation).
+    async fn planned_version(&self, job: &Job) -> Result<Planned, String> {
+        if job.remote_lm.is_none() || job.etag.is_some() {
+            return Ok(Planned::Version(job.etag.clone()));
+        }
+        let key = self.remote_key(&job.key);
+        let now = self.remote.head(&key).await.map_err(|e| e.to_string())?;
+        let recorded = job.ri.filter(|e| !e.is_tombstone()).and_then(|e| e.etag);
+        match now {
+            Some(m) if m.size == job.remote_size && m.lm == job.remote_lm => {
+                let unchanged = job.remote.state == super::plan::State::NoChanges;
+                match (recorded, m.etag.as_deref().map(super::index::Etag::parse)) {
+                    (Some(r), Some(n)) if unchanged && r != n => Ok(Planned::Stale(m.etag)),
+                    _ => Ok(Planned::Version(m.etag)),
+                }
+            }
+            _ => Err(format!("{} changed on S3 during the sync; kept both, will decide next run", job.key)),
+        }
+    }
+
+    /// Under the lease (stores without conditional writes), a HEAD right before a write or
+    /// delete: the object must still be the version the plan saw (`None`: no object).
+    async fn recheck(&self, job: &Job, expected: Option<&str>) -> Result<(), String> {
+        let Some(lease) = &self.lease else { return Ok(()) };
+        lease.check()?;
+        let now = self.remote.head(&self.remote_key(&job.key)).await.map_err(|e| e.to_string())?;
+        let same = match (&now, job.remote_lm) {
+            (None, None) => true,
+            (Some(m), Some(lm)) => match (expected, m.etag.as_deref()) {
+                (Some(a), Some(b)) => a.trim_matches('"') == b,
+                _ => m.size == job.remote_size && m.lm == Some(lm),
+            },
+            _ => false,
+        };
+        if same {
+            return Ok(());
+        }
+        Err(format!("{} changed on S3 during the sync; kept both, will decide next run", job.key))
+    }
+
     /// The ETag of the object at `key` if it holds exactly the file's bytes.
     async fn ours_already(&self, key: &str, path: &Path, size: u64) -> Option<String> {
-        let etag = self.client.head(&self.remote_key(key)).await.ok()??.etag?;
+        let etag = self.remote.head(&self.remote_key(key)).await.ok()??.etag?;
         let (path, part, tag) = (path.to_path_buf(), self.transfer.part_size, etag.clone());
-        let same =
-            tokio::task::spawn_blocking(move || super::conflict::local_matches_etag(&path, size, &tag, part)).await;
-        same.unwrap_or(false).then_some(etag)
+        let same = self.blocking(move || super::conflict::local_matches_etag(&path, size, &tag, part)).await;
+        same.then_some(etag)
     }
 
     async fn download(&self, job: &Job, ts: i64) -> Result<Done, String> {
         if !fsutil::is_safe_key(&job.key) {
             return Err("not a safe relative path; skipped".into());
         }
-        let dest = fsutil::safe_dest(&self.root, &job.key)?;
+        let dest = match fsutil::safe_dest(&self.root, &job.key) {
+            Err(e) if e.contains("is a file, not a folder") && !job.after_deletes => return Ok(Done::Blocked),
+            other => other?,
+        };
+        // A folder where the file goes: gone already if the plan emptied it (empty folders
+        // are not synced), else its files' deletions are still held.
+        if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) && std::fs::remove_dir(&dest).is_err() {
+            if !job.after_deletes {
+                return Ok(Done::Blocked);
+            }
+            return Err(format!("{} is a folder with files in it; kept it, skipped the file", dest.display()));
+        }
         let tmp = fsutil::temp_path(&dest);
         let result = self.download_to(job, ts, &dest, &tmp).await;
         if result.is_err() {
@@ -175,39 +283,111 @@ impl Ctx {
     }
 
     async fn download_to(&self, job: &Job, ts: i64, dest: &Path, tmp: &Path) -> Result<Done, String> {
-        let meta = self
-            .client
-            .download_to_file(&self.remote_key(&job.key), tmp, job.remote_size, &self.transfer)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Pinned to the version planned where its ETag is known (issue 10); otherwise the
+        // first answer pins the rest, and the record names what was fetched.
+        let meta =
+            self.remote.get_file(&self.remote_key(&job.key), tmp, job.remote_size, job.etag.as_deref()).await.map_err(
+                |e| match e.is_precondition_failed() {
+                    true => format!("{} changed on S3 during the sync; will decide next run", job.key),
+                    false => e.to_string(),
+                },
+            )?;
         // The version's source time, not "now" (S4 bug): syncing back is then a no-op.
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0) as u64);
         fsutil::seal(tmp, when).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         check_unchanged(dest, job.local_mtime)?;
         fsutil::replace(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
         self.progress.add(1, meta.size);
-        Ok(Done::Downloaded { lm: job.remote_lm.or(meta.last_modified), bytes: meta.size })
+        Ok(Done::Downloaded { lm: meta.lm.or(job.remote_lm), etag: meta.etag, bytes: meta.size })
     }
 
-    fn delete_local(&self, job: &Job) -> Result<Done, String> {
+    async fn delete_local(&self, job: &Job) -> Result<Done, String> {
         if !fsutil::is_safe_key(&job.key) {
             return Err("not a safe relative path; skipped".into());
         }
         let path = self.root.join(&job.key);
         check_unchanged(&path, job.local_mtime)?;
-        match std::fs::remove_file(&path) {
+        // A file goes because S3 lost it only when S3 confirms it: the remote index records
+        // the deletion (a tombstone), or a HEAD finds nothing. A listing alone is not enough
+        // (issue 9: RGW's listing was misread as empty and the local files were deleted).
+        if job.ri.is_some_and(|e| !e.is_tombstone()) {
+            let remote_key = self.remote_key(&job.key);
+            if self.remote.head(&remote_key).await.map_err(|e| e.to_string())?.is_some() {
+                return Err(format!(
+                    "{} is on S3 although the listing did not show it; kept {}. The store's listing cannot be \
+                     trusted: please report this with `s4 --log-level DEBUG sync`",
+                    self.remote.uri(&remote_key),
+                    path.display()
+                ));
+            }
+        }
+        // Moved aside, then checked: a file written between the check above and the delete
+        // (during the HEAD, found by the simulation) is put back, never deleted.
+        let aside = fsutil::temp_path(&path);
+        match std::fs::rename(&path, &aside) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("deleting {}: {e}", path.display())),
+        }
+        if let Err(e) = check_unchanged(&aside, job.local_mtime) {
+            let _ = fsutil::place_new(&aside, &path);
+            return Err(e.replace(&aside.display().to_string(), &path.display().to_string()));
+        }
+        let _ = std::fs::remove_file(&aside);
+        // Folders left empty go too, as they came (with their files): a folder that becomes a
+        // file elsewhere must not stay in its way.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root && d.starts_with(&self.root)) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
         }
         self.progress.add(1, 0);
         Ok(Done::DeletedLocal)
     }
 
-    /// DeleteObjects for a batch of keys (≤ 1000 a request).
+    /// DeleteObjects for a batch of keys (≤ 1000 a request), each only of the version the
+    /// plan saw (issue 10: an unconditional delete removed another machine's newer edit):
+    /// `<ETag>` per object where the store honours it, else a HEAD under the lease first.
     pub async fn delete_remote(self: Arc<Self>, jobs: Vec<Job>) -> Vec<Outcome> {
-        let keys: Vec<String> = jobs.iter().map(|j| self.remote_key(&j.key)).collect();
-        match self.client.delete_objects(&keys).await {
+        let mut items = Vec::with_capacity(jobs.len());
+        let mut refused = Vec::new();
+        for job in jobs {
+            let checked = match self.planned_version(&job).await {
+                Ok(Planned::Stale(etag)) => {
+                    refused.push(Outcome { job, result: Ok(Done::Stale { etag }) });
+                    continue;
+                }
+                Ok(Planned::Version(tag)) if !self.caps.conditional_delete => {
+                    self.recheck_delete(&job, tag.as_deref()).await.map(|()| None)
+                }
+                Ok(Planned::Version(tag)) => Ok(tag),
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(tag) => items.push((job, tag)),
+                Err(e) => refused.push(Outcome { job, result: Err(e) }),
+            }
+        }
+        let (jobs, items): (Vec<Job>, Vec<(String, Option<String>)>) =
+            items.into_iter().map(|(j, tag)| (self.remote_key(&j.key), tag, j)).map(|(k, t, j)| (j, (k, t))).unzip();
+        let mut outcomes = self.delete_batch(jobs, &items).await;
+        outcomes.extend(refused);
+        outcomes
+    }
+
+    /// Stores without conditional deletes: under the lease, the version must still be there,
+    /// checked by a HEAD just before the DELETE.
+    async fn recheck_delete(&self, job: &Job, expected: Option<&str>) -> Result<(), String> {
+        self.recheck(job, expected).await
+    }
+
+    async fn delete_batch(&self, jobs: Vec<Job>, items: &[(String, Option<String>)]) -> Vec<Outcome> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        match self.remote.delete_many(items).await {
             Ok(failed) => {
                 let failed: std::collections::HashMap<String, String> =
                     failed.into_iter().map(|(k, e)| (k, e.to_string())).collect();
@@ -215,6 +395,9 @@ impl Ctx {
                 jobs.into_iter()
                     .map(|job| {
                         let result = match failed.get(&self.remote_key(&job.key)) {
+                            Some(e) if e.contains("PreconditionFailed") => {
+                                Err(format!("{} changed on S3 during the sync; kept it, will decide next run", job.key))
+                            }
                             Some(e) => Err(e.clone()),
                             None => Ok(Done::DeletedRemote),
                         };

@@ -44,6 +44,9 @@ pub struct Tally {
     pub remote_files: u64,
     pub delete_local: u64,
     pub delete_remote: u64,
+    /// Of `delete_local`, files gone from the listing with no deletion in the remote index
+    /// (another tool deleted them, or the listing is wrong).
+    pub vanished_remote: u64,
 }
 
 /// Deleting this many files on a side or fewer never trips a guard: a share of a tiny folder
@@ -53,6 +56,9 @@ pub const ALWAYS_ALLOWED: u64 = 5;
 /// `Some(why)` when the planned deletions must not run: a side found empty while the plan
 /// deletes on the other side (an unmounted drive, a wiped or wrong prefix: everything would
 /// look deleted), or more deletions on a side than `max` allows. Names the sides and the way out.
+/// An empty S3 side stops local deletions that no machine recorded whatever their count
+/// (issue 9: a listing misread as empty deleted three local files, under the small-deletion
+/// allowance); deletions the remote index records are other machines' and go as usual.
 pub fn check(t: &Tally, max: MaxDelete, local_uri: &str, remote_uri: &str) -> Option<String> {
     let again = "run again with --force if they really are to be deleted";
     if t.local_files == 0 && t.delete_remote > ALWAYS_ALLOWED {
@@ -62,7 +68,7 @@ pub fn check(t: &Tally, max: MaxDelete, local_uri: &str, remote_uri: &str) -> Op
             t.delete_remote
         ));
     }
-    if t.remote_files == 0 && t.delete_local > ALWAYS_ALLOWED {
+    if t.remote_files == 0 && (t.delete_local > ALWAYS_ALLOWED || t.vanished_remote > 0) {
         return Some(format!(
             "{remote_uri} is empty, but the index says {} file(s) were synced to it (a wiped bucket or a wrong \
              prefix?). Stopped before deleting them in {local_uri}; {again}",
@@ -93,7 +99,12 @@ mod tests {
     use super::*;
 
     fn t(local_files: u64, remote_files: u64, delete_local: u64, delete_remote: u64) -> Tally {
-        Tally { local_files, remote_files, delete_local, delete_remote }
+        Tally { local_files, remote_files, delete_local, delete_remote, vanished_remote: 0 }
+    }
+
+    fn vanished(mut t: Tally) -> Tally {
+        t.vanished_remote = t.delete_local;
+        t
     }
 
     #[test]
@@ -123,6 +134,11 @@ mod tests {
             (t(100, 100, 0, 10), MaxDelete::Count(10), None),
             (t(4, 4, 0, 4), MaxDelete::Percent(100.0), None),
             (t(0, 5, 0, 5), half, None), // small deletions always go
+            // ...but never into a folder because S3 looks empty (issue 9).
+            (vanished(t(3, 0, 3, 0)), MaxDelete::Percent(100.0), Some("s3://b/p is empty")),
+            (vanished(t(5, 0, 1, 0)), half, Some("s3://b/p is empty")),
+            // Deletions another machine recorded go: it emptied the folder on purpose.
+            (t(3, 0, 3, 0), MaxDelete::Percent(100.0), None),
             (t(6, 6, 5, 0), MaxDelete::Count(0), None),
             (t(0, 6, 0, 6), half, Some("/d is empty")),
         ];

@@ -16,6 +16,73 @@ pub struct Entry {
     /// The version stamp both sides agreed on; an integer in practice, written as one.
     #[serde(default, serialize_with = "int_if_whole")]
     pub remote_timestamp: Option<f64>,
+    /// Which object version the entry describes (issue 10: stamps are second-granular and
+    /// two machines can pick the same one; an ETag names one version). An extra field: S4
+    /// 0.4.4 ignores it and drops it when it rewrites an entry, so it may be missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<Etag>,
+}
+
+/// An object's ETag, held compactly (indexes hold one per file): the MD5 (for a multipart
+/// object, the MD5 of the parts' MD5s) and the part count. An ETag that is not hex (some
+/// stores make their own) is kept as the MD5 of its text: good for telling versions apart,
+/// not for sending back in `If-Match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Etag {
+    digest: [u8; 16],
+    /// 0: a plain MD5; n: "…-n"; `OPAQUE`: the digest is of the text.
+    parts: u32,
+}
+
+const OPAQUE: u32 = u32::MAX;
+
+impl Etag {
+    pub fn parse(text: &str) -> Etag {
+        let t = text.trim_matches('"');
+        let (hex_part, parts) = match t.split_once('-') {
+            Some((h, n)) => (h, n.parse::<u32>().ok().filter(|n| *n != OPAQUE && *n != 0)),
+            None => (t, Some(0)),
+        };
+        let mut digest = [0u8; 16];
+        match (parts, hex::decode_to_slice(hex_part.to_ascii_lowercase(), &mut digest)) {
+            (Some(parts), Ok(())) => Etag { digest, parts },
+            _ => {
+                use md5::Digest;
+                Etag { digest: md5::Md5::digest(t.as_bytes()).into(), parts: OPAQUE }
+            }
+        }
+    }
+
+    /// The text to send in `If-Match`, when it can be rebuilt exactly.
+    pub fn header(&self) -> Option<String> {
+        (self.parts != OPAQUE).then(|| self.to_string())
+    }
+}
+
+impl std::fmt::Display for Etag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.parts {
+            0 => write!(f, "{}", hex::encode(self.digest)),
+            OPAQUE => write!(f, "~{}", hex::encode(self.digest)),
+            n => write!(f, "{}-{n}", hex::encode(self.digest)),
+        }
+    }
+}
+
+impl Serialize for Etag {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Etag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match text.strip_prefix('~').map(hex::decode) {
+            Some(Ok(b)) if b.len() == 16 => Etag { digest: b.try_into().expect("16 bytes"), parts: OPAQUE },
+            _ => Etag::parse(&text),
+        })
+    }
 }
 
 fn int_if_whole<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
@@ -27,6 +94,10 @@ fn int_if_whole<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl Entry {
+    pub fn new(local_timestamp: Option<f64>, remote_timestamp: Option<f64>, etag: Option<Etag>) -> Entry {
+        Entry { local_timestamp, remote_timestamp, etag }
+    }
+
     pub fn is_tombstone(&self) -> bool {
         self.local_timestamp.is_none()
     }
@@ -86,6 +157,26 @@ mod tests {
         assert!(decode(b"{}").unwrap().is_empty());
         assert!(decode(b"\x1f\x8bjunk").is_err());
         assert!(decode(b"[1,2]").is_err());
+    }
+
+    #[test]
+    fn etags_round_trip_and_stay_optional() {
+        for text in ["0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef-12"] {
+            let e = Etag::parse(&format!("\"{text}\""));
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.header().as_deref(), Some(text));
+            assert_eq!(Etag::parse(&text.to_uppercase()), e);
+        }
+        let odd = Etag::parse("not-hex-at-all");
+        assert_eq!(odd.header(), None);
+        assert_ne!(odd, Etag::parse("not-hex-at-al1"));
+        let mut idx = decode(S4_JSON.as_bytes()).unwrap();
+        idx.get_mut("x").unwrap().etag = Some(Etag::parse("0123456789abcdef0123456789abcdef"));
+        idx.get_mut("gone").unwrap().etag = Some(odd);
+        let back = decode(&encode(&idx)).unwrap();
+        assert_eq!(back, idx);
+        // Entries without one (S4's) are written as S4 writes them.
+        assert!(!String::from_utf8_lossy(&serde_json::to_vec(&back["dir/f.txt"]).unwrap()).contains("etag"));
     }
 
     #[test]

@@ -5,13 +5,15 @@ pub mod conflict;
 pub mod exec;
 pub mod guard;
 pub mod index;
+pub mod lease;
 pub mod plan;
 mod prepare;
 mod record;
+pub mod remote;
 mod report;
 pub mod scan;
 pub(crate) mod state;
-mod stores;
+pub mod stores;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,16 +23,17 @@ use tokio::task::JoinSet;
 
 use self::conflict::Mode;
 use self::exec::{Ctx, Job, Outcome};
-use self::index::Entry;
+use self::index::{Entry, Etag};
 use self::plan::Decision;
 use self::prepare::{abort_stale_uploads, load_rules, lock};
+use self::remote::{Lister, Meta, Remote, S3};
 pub use self::report::{json_line, Report};
 use self::report::{kind_color, verb};
 use self::scan::{Item, LocalFile, Scanner};
 use self::state::Indexes;
 use crate::ignore::IgnoreRules;
 use crate::log::Color;
-use crate::s3::{Client, Object, Transfer};
+use crate::s3::{Client, Transfer};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -44,6 +47,9 @@ pub struct Options {
     /// Deletions beyond this stop the run before anything is deleted (unless `force`).
     pub max_delete: guard::MaxDelete,
     pub force: bool,
+    /// Run blocking work (the local scan, hashing) inline: the simulation's scheduler must see
+    /// a machine's every step in one thread and in order. Never set by the CLI.
+    pub inline: bool,
 }
 
 /// How a sync of one target is named in messages.
@@ -65,21 +71,77 @@ const COMMIT_SECS: u64 = 30;
 /// Sync one target. `Err` means the target could not be synced at all (exit 2);
 /// per-file failures are counted in the report and never stop the rest.
 pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts: &Options) -> Result<Report, String> {
+    let remote: Arc<dyn Remote> = Arc::new(S3 { client: client.clone(), transfer: opts.transfer });
+    run_on(remote, prefix, root, names, opts).await
+}
+
+/// [`run`] against any store behind the engine's seam (the simulation's model bucket too).
+pub async fn run_on(
+    remote: Arc<dyn Remote>,
+    prefix: &str,
+    root: &Path,
+    names: &Names,
+    opts: &Options,
+) -> Result<Report, String> {
+    let client = &*remote;
     crate::info!("Syncing {} [{} <=> {}]", names.name, names.local_uri, names.remote_uri);
     if !root.exists() && !opts.dry_run {
         std::fs::create_dir_all(root).map_err(|e| format!("creating local folder {}: {e}", root.display()))?;
     }
     let _lock = if opts.dry_run { None } else { Some(lock(root)?) };
+    // Read first: a missing bucket or wrong keys fail here with a clear message, before any
+    // probe object is written.
     let mut idx = Indexes::load(client, root, prefix).await?;
+    // What the store honours decides how every write is guarded (issue 10); a store without
+    // conditional writes or deletes is written by one machine at a time, under the prefix's
+    // lease (a HEAD then an unconditional DELETE raced another machine's conditional upload
+    // and removed it: found by the simulation).
+    let (caps, lease) = match opts.dry_run {
+        true => (stores::Caps::default(), None),
+        false => {
+            let token = remote.token();
+            let caps = stores::capabilities(client, prefix, &token).await?;
+            let lease = match caps.conditional_put && caps.conditional_delete {
+                true => None,
+                false => Some(Arc::new(lease::Lease::acquire(remote.clone(), prefix, &token).await?)),
+            };
+            (caps, lease)
+        }
+    };
+    if !opts.dry_run {
+        idx.guard(client, caps.conditional_put, lease.is_some()).await?;
+    }
+    let result = run_guarded(remote.clone(), idx, prefix, root, names, opts, caps, lease.clone()).await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_guarded(
+    remote: Arc<dyn Remote>,
+    mut idx: Indexes,
+    prefix: &str,
+    root: &Path,
+    names: &Names,
+    opts: &Options,
+    caps: stores::Caps,
+    lease: Option<Arc<lease::Lease>>,
+) -> Result<Report, String> {
+    let client = &*remote;
     if !opts.dry_run {
         abort_stale_uploads(client, prefix).await;
     }
     let ctx = Arc::new(Ctx {
-        client: client.clone(),
+        remote: remote.clone(),
         root: root.to_path_buf(),
         prefix: prefix.to_string(),
         transfer: opts.transfer,
         progress: crate::progress::Progress::new(!opts.json),
+        inline: opts.inline,
+        caps,
+        lease,
     });
     let mut run = Run {
         ctx: ctx.clone(),
@@ -89,6 +151,7 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
         set: JoinSet::new(),
         deletes: Vec::new(),
         followups: Vec::new(),
+        blocked: Vec::new(),
         last_commit: Instant::now(),
         held: None,
         tally: guard::Tally::default(),
@@ -115,6 +178,11 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     }
     run.drain(&mut idx).await?;
     run.report.stopped = run.release_deletes(&mut idx).await?;
+    run.drain(&mut idx).await?;
+    // Downloads a type change blocked, now that the deletions ran.
+    for job in std::mem::take(&mut run.blocked) {
+        run.dispatch(Job { after_deletes: true, ..job }, &mut idx).await?;
+    }
     run.drain(&mut idx).await?;
     if interrupted() {
         deferred.clear();
@@ -153,6 +221,8 @@ struct Run<'a> {
     deletes: Vec<Job>,
     /// Transfers that finished conflict checks call for, dispatched from the main loop.
     followups: Vec<Job>,
+    /// Downloads waiting for the run's deletions (a file became a folder, or back).
+    blocked: Vec<Job>,
     last_commit: Instant,
     /// Deletions the main pass planned, held until the guards have seen the whole plan
     /// (`None` once released: later deletions are people's answers to conflicts).
@@ -172,6 +242,17 @@ fn next_index_key(idx: &Indexes, after: Option<&str>) -> Option<String> {
     match (l, r) {
         (Some(a), Some(b)) => Some(a.min(b).clone()),
         (a, b) => a.or(b).cloned(),
+    }
+}
+
+/// Notices are logged as the walk meets them; the rest goes to the plan.
+fn noticed(item: Item) -> Option<Item> {
+    match item {
+        Item::Notice(n) => {
+            crate::warn!("{n}");
+            None
+        }
+        item => Some(item),
     }
 }
 
@@ -195,23 +276,11 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// What the plan needs of an S3 object, from a listing entry or a HEAD.
-struct RemoteObj {
-    size: u64,
-    /// LastModified, unix seconds.
-    lm: Option<i64>,
-    etag: Option<String>,
-}
-
-fn lm_secs(o: &Object) -> Option<i64> {
-    crate::s3::xml::parse_iso8601(&o.last_modified)
-}
-
 impl Run<'_> {
     async fn main_pass(
         &mut self,
         idx: &mut Indexes,
-        client: &Client,
+        client: &dyn Remote,
         prefix: &str,
         root: &Path,
         rules: Arc<IgnoreRules>,
@@ -221,19 +290,25 @@ impl Run<'_> {
             .follow_symlinks(self.opts.follow_symlinks)
             .clean_temp(!self.opts.dry_run);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1024);
-        let walker = tokio::task::spawn_blocking(move || {
-            for item in scanner {
-                match item {
-                    Item::Notice(n) => crate::warn!("{n}"),
-                    item => {
-                        if tx.blocking_send(item).is_err() {
-                            return;
-                        }
+        let walker = if self.opts.inline {
+            // The simulation's small trees: the whole walk now, in this thread (see `Ctx::blocking`).
+            let items: Vec<Item> = scanner.filter_map(noticed).collect();
+            let (all, all_rx) = tokio::sync::mpsc::channel::<Item>(items.len().max(1));
+            for item in items {
+                all.try_send(item).expect("room for the whole walk");
+            }
+            (rx, _) = (all_rx, tx);
+            tokio::spawn(async {})
+        } else {
+            tokio::task::spawn_blocking(move || {
+                for item in scanner.filter_map(noticed) {
+                    if tx.blocking_send(item).is_err() {
+                        return;
                     }
                 }
-            }
-        });
-        let mut lister = client.list(prefix, None, None);
+            })
+        };
+        let mut lister = Lister::new(client, prefix, None);
         let mut local = rx.recv().await;
         let mut remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
         let mut ikey = next_index_key(idx, None);
@@ -318,11 +393,7 @@ impl Run<'_> {
             mtime: scan::mtime_of(&m),
         });
         let remote_key = self.ctx.remote_key(key);
-        let ro = self.ctx.client.head(&remote_key).await.map_err(|e| e.to_string())?.map(|m| RemoteObj {
-            size: m.size,
-            lm: m.last_modified,
-            etag: m.etag,
-        });
+        let ro = self.ctx.remote.head(&remote_key).await.map_err(|e| e.to_string())?;
         let (li, ri) = (idx.local.get(key).copied(), idx.remote.get(key).copied());
         self.plan_key(idx, key, lf, ro, li, ri, deferred).await
     }
@@ -332,13 +403,13 @@ impl Run<'_> {
     /// remote copy (S4's documented behaviour for newly ignored files; the local file stays).
     async fn next_remote(
         &self,
-        lister: &mut crate::s3::Lister,
+        lister: &mut Lister<'_>,
         prefix: &str,
         rules: &IgnoreRules,
         idx: &Indexes,
-    ) -> Result<Option<(String, RemoteObj)>, String> {
-        while let Some(o) = lister.next_object().await.map_err(|e| e.to_string())? {
-            let Some(rel) = o.key.strip_prefix(prefix) else { continue };
+    ) -> Result<Option<(String, Meta)>, String> {
+        while let Some((key, o)) = lister.next().await.map_err(|e| e.to_string())? {
+            let Some(rel) = key.strip_prefix(prefix) else { continue };
             if rel.is_empty() || crate::ignore::is_reserved(rel) {
                 continue;
             }
@@ -346,13 +417,13 @@ impl Run<'_> {
                 continue; // a folder marker (the console's "Create folder"): folders come with their files
             }
             if !crate::fsutil::is_safe_key(rel) {
-                crate::warn!("Skipping {}: not a safe relative path for a local file", self.ctx.client.uri(&o.key));
+                crate::warn!("Skipping {}: not a safe relative path for a local file", self.ctx.remote.uri(&key));
                 continue;
             }
             if let Some(long) = rel.split('/').find(|c| c.len() > NAME_MAX) {
                 crate::warn!(
                     "Skipping {}: name too long for a local file (a part is {} bytes; filesystems allow {NAME_MAX})",
-                    self.ctx.client.uri(&o.key),
+                    self.ctx.remote.uri(&key),
                     long.len()
                 );
                 continue;
@@ -360,8 +431,7 @@ impl Run<'_> {
             if rules.is_ignored(rel, false) && idx.local.get(rel).is_none_or(|e| e.is_tombstone()) {
                 continue;
             }
-            let lm = lm_secs(&o);
-            return Ok(Some((rel.to_string(), RemoteObj { size: o.size, lm, etag: o.etag })));
+            return Ok(Some((rel.to_string(), o)));
         }
         Ok(None)
     }
@@ -372,7 +442,7 @@ impl Run<'_> {
         idx: &mut Indexes,
         key: &str,
         lf: Option<LocalFile>,
-        ro: Option<RemoteObj>,
+        ro: Option<Meta>,
         li: Option<Entry>,
         ri: Option<Entry>,
         deferred: &mut Vec<Job>,
@@ -381,13 +451,16 @@ impl Run<'_> {
             li.and_then(|e| e.local_timestamp),
             lf.as_ref().map(|f| f.mtime),
             li.and_then(|e| e.remote_timestamp),
-        );
+        )
+        .with_identity(li.and_then(|e| e.etag), None);
         let remote_lm = ro.as_ref().and_then(|o| o.lm);
+        let listed = ro.as_ref().and_then(|o| o.etag.as_deref()).map(Etag::parse);
         let r = plan::side(
             ri.and_then(|e| e.local_timestamp),
             remote_lm.map(|t| t as f64),
             ri.and_then(|e| e.remote_timestamp),
-        );
+        )
+        .with_identity(ri.filter(|e| !e.is_tombstone()).and_then(|e| e.etag), listed);
         let decision = plan::decide(l, r);
         crate::debug!("{key}: {:?} {:?} -> {decision:?}", l, r);
         if decision == Decision::Nothing {
@@ -401,7 +474,7 @@ impl Run<'_> {
                     // re-creation elsewhere would look like a conflict here.
                     Some(e) => {
                         let stamp = ri.and_then(|r| r.remote_timestamp).or(e.remote_timestamp);
-                        idx.set_local(key, Entry { local_timestamp: None, remote_timestamp: stamp });
+                        idx.set_local(key, Entry::new(None, stamp, None));
                     }
                     None => {}
                 }
@@ -420,6 +493,7 @@ impl Run<'_> {
             remote: r,
             local_size: lf.as_ref().map(|f| f.size),
             etag: ro.and_then(|o| o.etag),
+            after_deletes: false,
         };
         match decision {
             // A person answers after the main pass; otherwise the pool checks it now.
@@ -439,7 +513,12 @@ impl Run<'_> {
         }
         for job in &held {
             match job.decision {
-                Decision::DeleteLocal { .. } => self.tally.delete_local += 1,
+                Decision::DeleteLocal { .. } => {
+                    self.tally.delete_local += 1;
+                    if job.ri.is_some_and(|e| !e.is_tombstone()) {
+                        self.tally.vanished_remote += 1;
+                    }
+                }
                 _ => self.tally.delete_remote += 1,
             }
         }
@@ -541,6 +620,7 @@ impl Run<'_> {
     }
 
     fn skip_conflict(&mut self, job: &Job) {
+        self.report.conflicts.push(job.key.clone());
         crate::info!(
             "Conflict for \"{}\" ({} locally, {} on S3): skipped",
             job.key,
@@ -557,7 +637,7 @@ impl Run<'_> {
         // Each commit rewrites both whole indexes: batch more as the index grows.
         let batch = COMMIT_EVERY.max(idx.local.len() / 10);
         if idx.uncommitted >= batch || (idx.uncommitted > 0 && self.last_commit.elapsed().as_secs() >= COMMIT_SECS) {
-            idx.commit(&self.ctx.client, &self.ctx.prefix).await?;
+            idx.commit(&*self.ctx.remote, &self.ctx.prefix).await?;
             self.last_commit = Instant::now();
         }
         Ok(())

@@ -1,6 +1,8 @@
 //! The three-way decision (SPEC-S4 §2), pure: index timestamps and real timestamps in,
 //! an action out. S4's table with its holes fixed; every row is a table test below.
 
+use super::index::Etag;
+
 /// A side's state since the last sync, as S4 derives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -37,6 +39,31 @@ pub struct Side {
     pub stamp: Option<i64>,
     /// DELETED by a tombstone: a deletion both sides already agreed on, not a new one.
     pub tombstone: bool,
+    /// The version the side's index entry names (issue 10), when it names one.
+    pub version: Option<Etag>,
+}
+
+impl Side {
+    /// Version identity over time (issue 10): where the index names the version it last saw
+    /// and the store names the one it holds now, the two ETags decide whether the side
+    /// changed. A LastModified is whole seconds: two writes in one second look like none.
+    pub fn with_identity(mut self, index: Option<Etag>, now: Option<Etag>) -> Side {
+        self.version = index;
+        if let (Some(a), Some(b)) = (index, now) {
+            self.state = match self.state {
+                State::Updated | State::Conflict | State::NoChanges if a == b => State::NoChanges,
+                State::NoChanges => State::Updated,
+                s => s,
+            };
+        }
+        self
+    }
+}
+
+/// Do two index entries name the same version, as far as they tell? Entries written by S4
+/// name none: then only the stamps can say.
+fn same_version(a: Option<Etag>, b: Option<Etag>) -> bool {
+    !matches!((a, b), (Some(a), Some(b)) if a != b)
 }
 
 /// S4's `get_sync_state` for the S3 side, whose times are whole seconds. Existence is decided
@@ -83,7 +110,7 @@ fn derive(
     };
     let t = |v: Option<f64>| v.map(|x| x as i64);
     let tombstone = index_local.is_none() && real.is_none() && stamp.is_some();
-    Side { state, real: t(real), stamp: t(stamp), tombstone }
+    Side { state, real: t(real), stamp: t(stamp), tombstone, version: None }
 }
 
 /// Create (the target lacks the key) or update (it has an older version): only the log line differs.
@@ -114,7 +141,7 @@ pub fn above(stamp: Option<i64>) -> i64 {
 pub fn decide(l: Side, r: Side) -> Decision {
     use Decision as D;
     use State::*;
-    let same = l.stamp == r.stamp;
+    let same = l.stamp == r.stamp && same_version(l.version, r.version);
     // This machine last synced a version older than the one S3's index records.
     let older = matches!((l.stamp, r.stamp), (Some(a), Some(b)) if a < b);
     let up = |kind, ts: Option<i64>| ts.map_or(D::Conflict, |ts| D::Upload { kind, ts });
@@ -132,7 +159,16 @@ pub fn decide(l: Side, r: Side) -> Decision {
     }
     match (l.state, r.state) {
         (NoChanges, NoChanges) => match (l.stamp, r.stamp) {
-            (a, b) if a == b => D::Nothing,
+            _ if same => D::Nothing,
+            // Both indexes name their version and the names differ: S3 holds what the remote
+            // index names (its side is unchanged), so S3 moved on since this machine synced,
+            // written by a machine that saw our version (conditional writes, or the lease).
+            // Take it, whatever the stamps say: stamps come from clocks and can collide or run
+            // backwards (issue 10, scenario 3; a touched file re-uploaded over a newer edit,
+            // found by the simulation).
+            (_, Some(b)) if l.version.zip(r.version).is_some_and(|(x, y)| x != y) => {
+                D::Download { kind: Kind::Update, ts: b }
+            }
             // How a second machine learns of a new version: the stamps differ.
             (Some(a), Some(b)) if a > b => D::Upload { kind: Kind::Update, ts: a },
             (Some(_), Some(b)) => D::Download { kind: Kind::Update, ts: b },
@@ -250,11 +286,33 @@ mod tests {
     }
 
     fn s(state: State, real: Option<i64>, stamp: Option<i64>) -> Side {
-        Side { state, real, stamp, tombstone: false }
+        Side { state, real, stamp, tombstone: false, version: None }
     }
 
     fn tomb(stamp: i64) -> Side {
-        Side { state: Deleted, real: None, stamp: Some(stamp), tombstone: true }
+        Side { state: Deleted, real: None, stamp: Some(stamp), tombstone: true, version: None }
+    }
+
+    /// Issue 10, scenario 3: two machines settled a conflict against the same stamp, so both
+    /// stamped their version alike and each kept its own for good. The ETags tell the versions
+    /// apart, and S3's (the later write) is taken, whatever the stamps say.
+    #[test]
+    fn same_stamp_different_versions_converge_on_s3s() {
+        let (a, b) = (Etag::parse("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), Etag::parse("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"));
+        let l = s(NoChanges, Some(5), Some(7)).with_identity(Some(a), None);
+        let r = s(NoChanges, Some(9), Some(7)).with_identity(Some(b), Some(b));
+        assert_eq!(decide(l, r), Download { kind: Kind::Update, ts: 7 });
+        // A higher stamp here does not make an older version win (the simulation's seed 592).
+        let higher = s(NoChanges, Some(5), Some(8)).with_identity(Some(a), None);
+        assert_eq!(decide(higher, r), Download { kind: Kind::Update, ts: 7 });
+        let r = s(NoChanges, Some(9), Some(7)).with_identity(Some(a), Some(a));
+        assert_eq!(decide(l, r), Nothing);
+        // An edit within the second of the last sync: LastModified alike, ETag not.
+        let r = s(NoChanges, Some(9), Some(7)).with_identity(Some(a), Some(b));
+        assert_eq!(r.state, Updated);
+        // A LastModified that moved with the same bytes (a copy in place) is no change.
+        let r = s(Updated, Some(9), Some(7)).with_identity(Some(a), Some(a));
+        assert_eq!(r.state, NoChanges);
     }
 
     #[test]

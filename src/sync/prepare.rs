@@ -3,24 +3,24 @@
 
 use std::path::Path;
 
+use super::remote::Remote;
 use crate::ignore::IgnoreRules;
-use crate::s3::Client;
 
 /// Multipart uploads under the prefix begun over a day ago are leftovers of killed runs (ours
 /// or anyone's): they cost money until aborted. Younger ones may be another machine's, in
 /// flight. Best effort: stores without ListMultipartUploads (s3s-fs) are skipped quietly.
-pub(super) async fn abort_stale_uploads(client: &Client, prefix: &str) {
+pub(super) async fn abort_stale_uploads(client: &dyn Remote, prefix: &str) {
     const DAY: i64 = 24 * 3600;
     if prefix.is_empty() {
         return; // a whole bucket may be shared with other tools: their uploads are not ours to end
     }
     let now = crate::log::now_secs();
-    let uploads = match client.list_multipart_uploads(prefix).await {
+    let uploads = match client.uploads(prefix).await {
         Ok(u) => u,
         Err(e) => return crate::debug!("not checking for stale multipart uploads: {e}"),
     };
     for u in uploads.into_iter().filter(|u| u.initiated.is_some_and(|t| now - t > DAY)) {
-        match client.abort_multipart(&u.key, &u.upload_id).await {
+        match client.abort_upload(&u.key, &u.id).await {
             Ok(()) => crate::info!("Aborted a stale multipart upload of {} (begun over a day ago)", client.uri(&u.key)),
             Err(e) => crate::warn!("{e}"),
         }
@@ -85,7 +85,7 @@ pub(super) fn lock(root: &Path) -> Result<Lock, String> {
 
 /// The folder's `.syncignore`, or the remote copy when there is no local one yet (a new
 /// machine must not download what the others ignore).
-pub(super) async fn load_rules(client: &Client, prefix: &str, root: &Path) -> Result<IgnoreRules, String> {
+pub(super) async fn load_rules(client: &dyn Remote, prefix: &str, root: &Path) -> Result<IgnoreRules, String> {
     match std::fs::read(root.join(".syncignore")) {
         Ok(b) => return Ok(IgnoreRules::parse(&String::from_utf8_lossy(&b))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -1,7 +1,7 @@
 //! Recording what the transfers did: each outcome into both indexes and the run's counts.
 
 use super::exec::{Done, Outcome};
-use super::index::Entry;
+use super::index::{Entry, Etag};
 use super::plan::Decision;
 use super::state::Indexes;
 use super::{conflict, report::json_line, Run};
@@ -21,44 +21,64 @@ impl Run<'_> {
             let stamp = |ts: i64| Some(ts as f64);
             let bytes = match (&result, job.decision) {
                 (Ok(Done::Uploaded { etag, mtime, bytes }), Decision::Upload { ts, .. }) => {
-                    let local = Entry { local_timestamp: Some(*mtime), remote_timestamp: stamp(ts) };
-                    idx.set_uploaded(key, local, ts as f64, etag.clone());
+                    idx.set_uploaded(key, *mtime, ts as f64, etag.clone());
                     self.report.uploaded += 1;
                     self.report.bytes_up += bytes;
                     *bytes
                 }
-                (Ok(Done::Downloaded { lm, bytes }), Decision::Download { ts, .. }) => {
-                    let local = Entry { local_timestamp: stamp(ts), remote_timestamp: stamp(ts) };
-                    idx.set(key, local, Entry { local_timestamp: lm.map(|t| t as f64), remote_timestamp: stamp(ts) });
+                (Ok(Done::Downloaded { lm, etag, bytes }), Decision::Download { ts, .. }) => {
+                    // The version actually fetched (pinned by If-Match where the plan knew it).
+                    let etag = etag.as_deref().map(Etag::parse);
+                    let local = Entry::new(stamp(ts), stamp(ts), etag);
+                    idx.set(key, local, Entry::new(lm.map(|t| t as f64), stamp(ts), etag));
                     idx.mark_adoptable(key);
                     self.report.downloaded += 1;
                     self.report.bytes_down += bytes;
                     *bytes
                 }
                 (Ok(Done::DeletedRemote), Decision::DeleteRemote { ts }) => {
-                    let local =
-                        Entry { local_timestamp: None, remote_timestamp: job.li.and_then(|e| e.remote_timestamp) };
-                    idx.set(key, local, Entry { local_timestamp: None, remote_timestamp: stamp(ts) });
+                    let local = Entry::new(None, job.li.and_then(|e| e.remote_timestamp), None);
+                    idx.set(key, local, Entry::new(None, stamp(ts), None));
                     self.report.deleted_remote += 1;
                     0
                 }
                 (Ok(Done::DeletedLocal), Decision::DeleteLocal { ts }) => {
-                    let remote =
-                        Entry { local_timestamp: None, remote_timestamp: job.ri.and_then(|e| e.remote_timestamp) };
-                    idx.set(key, Entry { local_timestamp: None, remote_timestamp: stamp(ts) }, remote);
+                    let remote = Entry::new(None, job.ri.and_then(|e| e.remote_timestamp), None);
+                    idx.set(key, Entry::new(None, stamp(ts), None), remote);
                     self.report.deleted_local += 1;
                     0
                 }
-                (Ok(Done::Identical { mtime }), Decision::Conflict) => {
+                (Ok(Done::Identical { mtime, etag }), Decision::Conflict) => {
                     crate::debug!("{key} is identical on both sides: recorded as synced");
                     if !self.opts.dry_run {
-                        conflict::record_synced(idx, &job, *mtime);
+                        conflict::record_synced(idx, &job, *mtime, etag);
                     }
+                    continue;
+                }
+                (Ok(Done::Stale { etag }), _) => {
+                    // Both sides changed after all: the conflict the plan would have seen.
+                    let mut remote = job.remote;
+                    remote.state = super::plan::State::Updated;
+                    let job = super::exec::Job { decision: Decision::Conflict, etag: etag.clone(), remote, ..job };
+                    match conflict::settle_by_flag(&job, self.opts.conflicts) {
+                        Some(next) => {
+                            self.report.conflicts.push(job.key.clone());
+                            self.followups.push(next)
+                        }
+                        None => self.skip_conflict(&job),
+                    }
+                    continue;
+                }
+                (Ok(Done::Blocked), _) => {
+                    self.blocked.push(job);
                     continue;
                 }
                 (Ok(Done::Differs), Decision::Conflict) => {
                     match conflict::settle_by_flag(&job, self.opts.conflicts) {
-                        Some(next) => self.followups.push(next),
+                        Some(next) => {
+                            self.report.conflicts.push(job.key.clone());
+                            self.followups.push(next)
+                        }
                         None => self.skip_conflict(&job),
                     }
                     continue;

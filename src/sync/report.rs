@@ -19,6 +19,9 @@ pub struct Report {
     pub interrupted: bool,
     /// Why a guard stopped the planned deletions (none of them ran).
     pub stopped: Option<String>,
+    /// The keys of the real conflicts met (skipped or settled): how a version that did not
+    /// win is never lost silently (issue 10).
+    pub conflicts: Vec<String>,
 }
 
 impl Report {
@@ -38,6 +41,7 @@ impl Report {
         self.errors += r.errors;
         self.planned += r.planned;
         self.interrupted |= r.interrupted;
+        self.conflicts.extend(r.conflicts.iter().cloned());
         self.stopped = self.stopped.take().or_else(|| r.stopped.clone());
     }
 }

@@ -1,13 +1,85 @@
-//! What s4 remembers about a store between runs, outside S4's files: whether it honours
-//! conditional writes. The probe costs four requests and its warning would otherwise come
-//! with every run (and every daemon round) on stores like Garage; a verdict is re-checked
-//! after a week, in case the store was upgraded.
+//! What a store honours, and what s4 remembers about it between runs, outside S4's files:
+//! conditional writes (If-None-Match / If-Match on PUT) and conditional deletes (If-Match on
+//! DeleteObject). The probes cost a few requests and their warning would otherwise come with
+//! every run (and every daemon round) on stores like Garage; a verdict is re-checked after a
+//! week, in case the store was upgraded.
 
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
+use super::lease::LEASE_PREFIX;
+use super::remote::Remote;
+use crate::s3::PutOptions;
+
 const FRESH_SECS: i64 = 7 * 24 * 3600;
+
+/// What the engine may rely on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// If-None-Match: * and If-Match on PUT are refused with 412 when they do not hold.
+    pub conditional_put: bool,
+    /// If-Match on DeleteObject (and `<ETag>` in DeleteObjects) likewise.
+    pub conditional_delete: bool,
+}
+
+/// The store's capabilities: remembered, or probed with a throw-away object beside the index
+/// (and remembered). Asked before the first write of a run, so every write takes the right path.
+pub async fn capabilities(remote: &dyn Remote, prefix: &str, token: &str) -> Result<Caps, String> {
+    let now = crate::log::now_secs();
+    let id = remote.store_id();
+    if remote.remembers() {
+        if let Some(caps) = remembered(&id, now) {
+            return Ok(caps);
+        }
+    }
+    let caps = probe(remote, prefix, token).await.map_err(|e| e.to_string())?;
+    if remote.remembers() {
+        remember(&id, caps, now);
+    }
+    if !(caps.conditional_put && caps.conditional_delete) {
+        let what = if caps.conditional_put { "deletes (If-Match on DELETE)" } else { "writes (If-None-Match)" };
+        crate::warn!(
+            "{} ignores conditional {what}: s4 holds a lease on the prefix while it syncs, so syncs from \
+             several machines take turns instead of overwriting each other",
+            remote.uri(prefix)
+        );
+    }
+    Ok(caps)
+}
+
+/// Two conditional PUTs of a tiny probe object beside the index (the second must fail), a
+/// PUT with a stale If-Match (must fail), then a DELETE with a stale If-Match (must fail, and
+/// leave the object).
+pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3::Result<Caps> {
+    let key = format!("{prefix}{LEASE_PREFIX}probe-{token}");
+    let create = PutOptions { if_none_match: true, ..Default::default() };
+    let stale_tag = "00000000000000000000000000000000";
+    let stale = PutOptions { if_match: Some(stale_tag.into()), ..Default::default() };
+    let body = || bytes::Bytes::from_static(b"probe");
+    let refused = |r: &crate::s3::Result<()>| match r {
+        Err(e) if e.is_precondition_failed() => Ok(true),
+        Ok(()) => Ok(false),
+        // A store that rejects the header outright does not honour it either.
+        Err(e) if matches!(e.status(), Some(400) | Some(501)) => Ok(false),
+        Err(e) => Err(e.clone()),
+    };
+    let outcome = async {
+        // A read first: a missing bucket must fail as one, not be made by the probe's write
+        // (s3s-fs creates folders as it writes).
+        remote.list(prefix, None, None).await?;
+        remote.put_bytes(&key, body(), &create).await?;
+        let second = remote.put_bytes(&key, body(), &create).await.map(|_| ());
+        let third = remote.put_bytes(&key, body(), &stale).await.map(|_| ());
+        let conditional_put = refused(&second)? && refused(&third)?;
+        let delete = remote.delete(&key, Some(stale_tag)).await;
+        let conditional_delete = refused(&delete)? && remote.head(&key).await?.is_some();
+        Ok(Caps { conditional_put, conditional_delete })
+    }
+    .await;
+    let _ = remote.delete(&key, None).await;
+    outcome
+}
 
 /// `$XDG_CACHE_HOME/s4/stores.json`, else `~/.cache/s4/stores.json`.
 fn path() -> Option<PathBuf> {
@@ -26,18 +98,30 @@ fn load() -> Map<String, Value> {
     }
 }
 
-/// The remembered verdict for `store`, if checked within the week.
-pub fn conditional_writes(store: &str, now: i64) -> Option<bool> {
+/// The remembered verdict for `store`, if checked within the week (and by an s4 that knew
+/// about conditional deletes: older entries lack them and are probed again).
+fn remembered(store: &str, now: i64) -> Option<Caps> {
     let entry = load().remove(store)?;
     let checked = entry.get("checked")?.as_i64()?;
-    (now - checked < FRESH_SECS).then(|| entry.get("conditional_writes")?.as_bool()).flatten()
+    if now - checked >= FRESH_SECS {
+        return None;
+    }
+    Some(Caps {
+        conditional_put: entry.get("conditional_writes")?.as_bool()?,
+        conditional_delete: entry.get("conditional_deletes")?.as_bool()?,
+    })
 }
 
 /// Remember a verdict (best effort: a cache that cannot be written only costs a probe).
-pub fn remember_conditional_writes(store: &str, honoured: bool, now: i64) {
+fn remember(store: &str, caps: Caps, now: i64) {
     let Some(p) = path() else { return };
     let mut all = load();
-    all.insert(store.to_string(), json!({"conditional_writes": honoured, "checked": now}));
+    let entry = json!({
+        "conditional_writes": caps.conditional_put,
+        "conditional_deletes": caps.conditional_delete,
+        "checked": now,
+    });
+    all.insert(store.to_string(), entry);
     if let Some(dir) = p.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

@@ -1,0 +1,198 @@
+//! The one seam between the sync engine and S3 (DESIGN.md): everything the engine asks of a
+//! store, and nothing about HTTP. [`S3`] carries it to a real store through our client; the
+//! simulation's model bucket implements it too, so a seeded scheduler can choose every
+//! interleaving of several machines.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use crate::s3::{Client, Error, PutOptions, Transfer};
+
+/// What the engine's calls return: boxed so the trait can be used as `dyn Remote`.
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = crate::s3::Result<T>> + Send + 'a>>;
+
+/// What the plan needs of an object, from a listing entry, a HEAD or a GET.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub size: u64,
+    /// Quotes stripped. Some stores list no ETag (s3s-fs); HEAD and GET always carry one.
+    pub etag: Option<String>,
+    /// LastModified, unix seconds.
+    pub lm: Option<i64>,
+}
+
+/// One page of a listing: full keys in byte order, and where the next page starts.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub objects: Vec<(String, Meta)>,
+    pub next: Option<String>,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub key: String,
+    pub id: String,
+    /// Unix seconds.
+    pub initiated: Option<i64>,
+}
+
+pub trait Remote: Send + Sync {
+    /// `s3://bucket/key`, for messages.
+    fn uri(&self, key: &str) -> String;
+    /// Names the store (endpoint and bucket) in what s4 remembers about it between runs.
+    fn store_id(&self) -> String;
+    /// May verdicts about the store be remembered on disk between runs? (The model: no.)
+    fn remembers(&self) -> bool {
+        true
+    }
+    /// A name for this run's lease and probe objects, unique among the machines.
+    fn token(&self) -> String {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        format!("{}-{nanos}", std::process::id())
+    }
+    /// One ListObjectsV2 page under `prefix`: after `start_after`, or from `token` on.
+    fn list<'a>(&'a self, prefix: &'a str, start_after: Option<&'a str>, token: Option<&'a str>) -> Fut<'a, Page>;
+    fn head<'a>(&'a self, key: &'a str) -> Fut<'a, Option<Meta>>;
+    /// A small object (an index, `.syncignore`) into memory; `None` when missing.
+    fn get_bytes<'a>(&'a self, key: &'a str) -> Fut<'a, Option<(Bytes, Meta)>>;
+    /// The object into `dest` (a new file), only while its ETag is `if_match` (412 else).
+    fn get_file<'a>(&'a self, key: &'a str, dest: &'a Path, size: u64, if_match: Option<&'a str>) -> Fut<'a, Meta>;
+    /// The file's bytes, sent only if they held still (`ErrorKind::Changed` else). The ETag.
+    fn put_file<'a>(&'a self, key: &'a str, path: &'a Path, size: u64, opts: &'a PutOptions)
+        -> Fut<'a, Option<String>>;
+    fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>>;
+    /// DeleteObject, only of the version with this ETag when given.
+    fn delete<'a>(&'a self, key: &'a str, if_match: Option<&'a str>) -> Fut<'a, ()>;
+    /// DeleteObjects: the keys refused, with why.
+    fn delete_many<'a>(&'a self, items: &'a [(String, Option<String>)]) -> Fut<'a, Vec<(String, Error)>>;
+    fn uploads<'a>(&'a self, prefix: &'a str) -> Fut<'a, Vec<Upload>>;
+    fn abort_upload<'a>(&'a self, key: &'a str, id: &'a str) -> Fut<'a, ()>;
+}
+
+/// A real store, through our S3 client.
+pub struct S3 {
+    pub client: Client,
+    pub transfer: Transfer,
+}
+
+fn meta(m: crate::s3::ObjectMeta) -> Meta {
+    Meta { size: m.size, etag: m.etag, lm: m.last_modified }
+}
+
+impl Remote for S3 {
+    fn uri(&self, key: &str) -> String {
+        self.client.uri(key)
+    }
+
+    fn store_id(&self) -> String {
+        self.client.store_id()
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str, start_after: Option<&'a str>, token: Option<&'a str>) -> Fut<'a, Page> {
+        Box::pin(async move {
+            let page = self.client.list_page(prefix, None, token, start_after, None).await?;
+            let objects = page
+                .objects
+                .into_iter()
+                .map(|o| {
+                    let lm = crate::s3::xml::parse_iso8601(&o.last_modified);
+                    (o.key, Meta { size: o.size, etag: o.etag, lm })
+                })
+                .collect();
+            // A truncated page without a token would loop for ever: treat it as the end.
+            let next = page.next_continuation_token.filter(|_| page.is_truncated);
+            Ok(Page { objects, next })
+        })
+    }
+
+    fn head<'a>(&'a self, key: &'a str) -> Fut<'a, Option<Meta>> {
+        Box::pin(async move { Ok(self.client.head(key).await?.map(meta)) })
+    }
+
+    fn get_bytes<'a>(&'a self, key: &'a str) -> Fut<'a, Option<(Bytes, Meta)>> {
+        Box::pin(async move { Ok(self.client.get_bytes(key).await?.map(|(b, m)| (b, meta(m)))) })
+    }
+
+    fn get_file<'a>(&'a self, key: &'a str, dest: &'a Path, size: u64, if_match: Option<&'a str>) -> Fut<'a, Meta> {
+        Box::pin(
+            async move { Ok(meta(self.client.download_to_file_if(key, dest, size, if_match, &self.transfer).await?)) },
+        )
+    }
+
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+        size: u64,
+        opts: &'a PutOptions,
+    ) -> Fut<'a, Option<String>> {
+        Box::pin(self.client.put_file(key, path, size, opts, &self.transfer))
+    }
+
+    fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
+        Box::pin(self.client.put(key, crate::s3::Payload::Bytes(body), opts))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str, if_match: Option<&'a str>) -> Fut<'a, ()> {
+        Box::pin(self.client.delete_if(key, if_match))
+    }
+
+    fn delete_many<'a>(&'a self, items: &'a [(String, Option<String>)]) -> Fut<'a, Vec<(String, Error)>> {
+        Box::pin(self.client.delete_objects_if(items))
+    }
+
+    fn uploads<'a>(&'a self, prefix: &'a str) -> Fut<'a, Vec<Upload>> {
+        Box::pin(async move {
+            let all = self.client.list_multipart_uploads(prefix).await?;
+            Ok(all.into_iter().map(|u| Upload { key: u.key, id: u.upload_id, initiated: u.initiated }).collect())
+        })
+    }
+
+    fn abort_upload<'a>(&'a self, key: &'a str, id: &'a str) -> Fut<'a, ()> {
+        Box::pin(self.client.abort_multipart(key, id))
+    }
+}
+
+/// Pages of a listing, fetched one at a time: memory holds one page, whatever the bucket size.
+pub struct Lister<'r> {
+    remote: &'r dyn Remote,
+    prefix: String,
+    start_after: Option<String>,
+    token: Option<String>,
+    done: bool,
+    page: std::vec::IntoIter<(String, Meta)>,
+}
+
+impl<'r> Lister<'r> {
+    pub fn new(remote: &'r dyn Remote, prefix: &str, start_after: Option<&str>) -> Self {
+        Lister {
+            remote,
+            prefix: prefix.to_string(),
+            start_after: start_after.map(str::to_string),
+            token: None,
+            done: false,
+            page: Vec::new().into_iter(),
+        }
+    }
+
+    /// The next object in key order, across pages.
+    pub async fn next(&mut self) -> crate::s3::Result<Option<(String, Meta)>> {
+        loop {
+            if let Some(o) = self.page.next() {
+                return Ok(Some(o));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let start = if self.token.is_none() { self.start_after.as_deref() } else { None };
+            let page = self.remote.list(&self.prefix, start, self.token.as_deref()).await?;
+            self.done = page.next.is_none();
+            self.token = page.next;
+            self.page = page.objects.into_iter();
+        }
+    }
+}
