@@ -185,6 +185,9 @@ async fn run_sync(
         transfer: Transfer { part_size: xfer.part_size, ..Transfer::default() },
         max_delete: MaxDelete::default(),
         force: false,
+        bwlimit: None,
+        exclude: Vec::new(),
+        include: Vec::new(),
     };
     let local = dir.display().to_string();
     let names = Names { name: "bench".into(), local_uri: format!("{local}/"), remote_uri: format!("{uri}/") };

@@ -44,6 +44,12 @@ pub struct Options {
     /// Deletions beyond this stop the run before anything is deleted (unless `force`).
     pub max_delete: guard::MaxDelete,
     pub force: bool,
+    /// `--bwlimit`: bytes per second for each direction (`None`: no limit). Parsed by the
+    /// commands layer; the transfers are to honour it.
+    pub bwlimit: Option<u64>,
+    /// `--exclude` / `--include` patterns (.syncignore syntax): keys to leave alone this run.
+    pub exclude: Vec<String>,
+    pub include: Vec<String>,
 }
 
 /// How a sync of one target is named in messages.
