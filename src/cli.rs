@@ -1,10 +1,11 @@
 //! The command line: S4's commands, aliases and global flags, plus flags for every prompt.
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 /// Fast and cheap synchronisation of files with Amazon S3 (and S3-compatible stores).
 /// To start off, add a Target with the "add" command.
-#[derive(FromArgs, Debug)]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(help_triggers("-h", "--help", "help"))]
 pub struct Cli {
     /// log level: DEBUG, INFO (default), WARNING or ERROR
     #[argh(option, default = "String::from(\"INFO\")")]
@@ -12,14 +13,20 @@ pub struct Cli {
     /// display without colors
     #[argh(switch)]
     pub no_colors: bool,
-    /// display timestamps for each log message
+    /// display timestamps for each log message (the daemon's default)
     #[argh(switch)]
     pub timestamps: bool,
+    /// quiet: no progress display, action lines or summary; warnings and errors only
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+    /// verbose: one line per action even when the progress display is on
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
     #[argh(subcommand)]
     pub command: Option<Command>,
 }
 
-#[derive(FromArgs, Debug)]
+#[derive(FromArgs, ArgsInfo, Debug)]
 #[argh(subcommand)]
 pub enum Command {
     Sync(SyncCmd),
@@ -32,12 +39,15 @@ pub enum Command {
     Versions(VersionsCmd),
     Restore(RestoreCmd),
     Bench(BenchCmd),
+    Status(StatusCmd),
+    Completions(CompletionsCmd),
+    Man(ManCmd),
     Version(VersionCmd),
 }
 
 /// Synchronise Targets with S3 (alias: s)
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "sync")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "sync", help_triggers("-h", "--help", "help"))]
 pub struct SyncCmd {
     /// targets to sync (default: all, sorted)
     #[argh(positional)]
@@ -63,11 +73,20 @@ pub struct SyncCmd {
     /// carry out deletions the guards would stop (--max-delete, an emptied side)
     #[argh(switch)]
     pub force: bool,
+    /// leave files matching this pattern alone this run (.syncignore syntax; repeatable)
+    #[argh(option)]
+    pub exclude: Vec<String>,
+    /// take files matching this pattern even if excluded (.syncignore's `!PATTERN`; repeatable)
+    #[argh(option)]
+    pub include: Vec<String>,
+    /// bandwidth limit per direction: KiB/s, or with a unit: 500K, 10M, 1G (bytes per second)
+    #[argh(option)]
+    pub bwlimit: Option<String>,
 }
 
 /// Run S4 sync continuously (alias: d)
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "daemon")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "daemon", help_triggers("-h", "--help", "help"))]
 pub struct DaemonCmd {
     /// targets to watch (default: all)
     #[argh(positional)]
@@ -87,11 +106,17 @@ pub struct DaemonCmd {
     /// stop before deleting more than this share or number of either side's files (default 50%)
     #[argh(option, default = "String::from(\"50%\")")]
     pub max_delete: String,
+    /// one JSON object per event on stdout, as `sync --json`
+    #[argh(switch)]
+    pub json: bool,
+    /// bandwidth limit per direction: KiB/s, or with a unit: 500K, 10M, 1G (bytes per second)
+    #[argh(option)]
+    pub bwlimit: Option<String>,
 }
 
 /// Add a new Target to synchronise (alias: a); flags answer the prompts
-#[derive(FromArgs, Debug, Default)]
-#[argh(subcommand, name = "add")]
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
+#[argh(subcommand, name = "add", help_triggers("-h", "--help", "help"))]
 pub struct AddCmd {
     /// copy credentials from an existing target instead of typing them in again
     #[argh(option, short = 'C')]
@@ -117,11 +142,17 @@ pub struct AddCmd {
     /// read the secret access key from the first line of stdin
     #[argh(switch)]
     pub secret_access_key_stdin: bool,
+    /// create the local folder if it does not exist
+    #[argh(switch)]
+    pub create: bool,
+    /// save without first checking that the endpoint, bucket and keys work
+    #[argh(switch)]
+    pub no_check: bool,
 }
 
 /// Edit Target details (alias: e); flags change fields without prompting
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "edit")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "edit", help_triggers("-h", "--help", "help"))]
 pub struct EditCmd {
     #[argh(positional)]
     pub target: String,
@@ -143,24 +174,33 @@ pub struct EditCmd {
     /// read the secret access key from the first line of stdin
     #[argh(switch)]
     pub secret_access_key_stdin: bool,
+    /// create the local folder if it does not exist
+    #[argh(switch)]
+    pub create: bool,
+    /// save without first checking that the endpoint, bucket and keys work
+    #[argh(switch)]
+    pub no_check: bool,
 }
 
 /// Print available Targets (alias: t)
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "targets")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "targets", help_triggers("-h", "--help", "help"))]
 pub struct TargetsCmd {}
 
 /// Remove a Target (the files stay)
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "rm")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "rm", help_triggers("-h", "--help", "help"))]
 pub struct RmCmd {
     #[argh(positional)]
     pub target: String,
+    /// do not ask for confirmation (needed without a terminal)
+    #[argh(switch, short = 'y')]
+    pub yes: bool,
 }
 
 /// Display list of files for a Target
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "ls")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "ls", help_triggers("-h", "--help", "help"))]
 pub struct LsCmd {
     #[argh(positional)]
     pub target: String,
@@ -176,8 +216,8 @@ pub struct LsCmd {
 }
 
 /// List the S3 versions of a file (bucket versioning must be on)
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "versions")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "versions", help_triggers("-h", "--help", "help"))]
 pub struct VersionsCmd {
     #[argh(positional)]
     pub target: String,
@@ -190,8 +230,8 @@ pub struct VersionsCmd {
 }
 
 /// Bring back an S3 version of a file (default: the newest one that is not current)
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "restore")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "restore", help_triggers("-h", "--help", "help"))]
 pub struct RestoreCmd {
     #[argh(positional)]
     pub target: String,
@@ -210,8 +250,8 @@ pub struct RestoreCmd {
 }
 
 /// Time one operation with s4's own S3 client: list, put, get or sync
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "bench")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "bench", help_triggers("-h", "--help", "help"))]
 pub struct BenchCmd {
     /// what to time: list s3://B/P | put FILE s3://B/K | get s3://B/K FILE | sync DIR s3://B/P
     #[argh(positional)]
@@ -239,29 +279,73 @@ pub struct BenchCmd {
     pub json: bool,
 }
 
+/// How many files a sync would move for each target, without changing anything
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "status", help_triggers("-h", "--help", "help"))]
+pub struct StatusCmd {
+    /// targets to check (default: all, sorted)
+    #[argh(positional)]
+    pub targets: Vec<String>,
+    /// one JSON object per target on stdout
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// Print a completion script for bash, zsh or fish
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "completions", help_triggers("-h", "--help", "help"))]
+pub struct CompletionsCmd {
+    /// bash, zsh or fish
+    #[argh(positional)]
+    pub shell: String,
+}
+
+/// Print the manual page (roff): s4 man > s4.1; man ./s4.1
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "man", help_triggers("-h", "--help", "help"))]
+pub struct ManCmd {}
+
 /// Print S4 Version (alias: v)
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "version")]
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "version", help_triggers("-h", "--help", "help"))]
 pub struct VersionCmd {}
 
-/// S4's one-letter aliases, rewritten to the full names before parsing (argh has no aliases).
-pub fn expand_aliases(args: &[String]) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len());
+/// Global switches, accepted before or after the command (`s4 sync docs --no-colors`).
+const GLOBAL_SWITCHES: &[&str] = &["--no-colors", "--timestamps", "-q", "--quiet", "-v", "--verbose"];
+/// Global options: the flag and its value move together.
+const GLOBAL_OPTIONS: &[&str] = &["--log-level"];
+
+/// The command line as argh can parse it: S4's one-letter aliases rewritten to the full names
+/// (argh has no aliases), `--version`/`-V` turned into the `version` command, and global flags
+/// found after the command moved in front of it (argh only takes a struct's flags before its
+/// subcommand). Nothing after `--` is touched.
+pub fn normalize(args: &[String]) -> Vec<String> {
+    let mut globals = Vec::new();
+    let mut rest = Vec::with_capacity(args.len());
     let mut seen_command = false;
-    let mut skip_value = false;
-    for a in args {
-        if seen_command || skip_value {
-            skip_value = false;
-            out.push(a.clone());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            rest.push(a.clone());
+            rest.extend(it.by_ref().cloned());
+            break;
+        }
+        if GLOBAL_SWITCHES.contains(&a.as_str()) {
+            globals.push(a.clone());
             continue;
         }
-        if a == "--log-level" {
-            skip_value = true;
-            out.push(a.clone());
+        if GLOBAL_OPTIONS.contains(&a.as_str()) {
+            globals.push(a.clone());
+            globals.extend(it.next().cloned());
             continue;
         }
-        if a.starts_with('-') {
-            out.push(a.clone());
+        if !seen_command && (a == "--version" || a == "-V") {
+            seen_command = true;
+            rest.push("version".into());
+            continue;
+        }
+        if seen_command || a.starts_with('-') {
+            rest.push(a.clone());
             continue;
         }
         seen_command = true;
@@ -274,9 +358,10 @@ pub fn expand_aliases(args: &[String]) -> Vec<String> {
             "v" => "version",
             other => other,
         };
-        out.push(full.to_string());
+        rest.push(full.to_string());
     }
-    out
+    globals.extend(rest);
+    globals
 }
 
 #[cfg(test)]
@@ -289,17 +374,41 @@ mod tests {
 
     #[test]
     fn aliases_expand_only_in_command_position() {
-        assert_eq!(expand_aliases(&v(&["s", "t"])), v(&["sync", "t"]));
+        assert_eq!(normalize(&v(&["t", "s"])), v(&["targets", "s"]));
+        assert_eq!(normalize(&v(&["s", "t"])), v(&["sync", "t"]));
+        assert_eq!(normalize(&v(&["--log-level", "DEBUG", "d", "x"])), v(&["--log-level", "DEBUG", "daemon", "x"]));
+        assert_eq!(normalize(&v(&["--no-colors", "e", "s"])), v(&["--no-colors", "edit", "s"]));
+    }
+
+    #[test]
+    fn global_flags_after_the_command_are_accepted() {
+        // Issue 12: `s4 sync docs --log-level DEBUG` was refused.
         assert_eq!(
-            expand_aliases(&v(&["--log-level", "DEBUG", "d", "x"])),
-            v(&["--log-level", "DEBUG", "daemon", "x"])
+            normalize(&v(&["sync", "docs", "--log-level", "DEBUG", "-q", "--dry-run"])),
+            v(&["--log-level", "DEBUG", "-q", "sync", "docs", "--dry-run"])
         );
-        assert_eq!(expand_aliases(&v(&["--no-colors", "e", "s"])), v(&["--no-colors", "edit", "s"]));
+        // After `--` nothing moves: a file may be called -v.
+        assert_eq!(normalize(&v(&["bench", "--", "-v"])), v(&["bench", "--", "-v"]));
+        let args = normalize(&v(&["s", "docs", "--timestamps", "--no-colors"]));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let cli = Cli::from_args(&["s4"], &refs).unwrap();
+        assert!(cli.timestamps && cli.no_colors);
+    }
+
+    #[test]
+    fn version_and_help_flags_follow_conventions() {
+        // Issue 12: -h, --version and -V were rejected.
+        assert_eq!(normalize(&v(&["--version"])), v(&["version"]));
+        assert_eq!(normalize(&v(&["-V"])), v(&["version"]));
+        for args in [&["-h"][..], &["--help"], &["sync", "-h"], &["rm", "--help"]] {
+            let early = Cli::from_args(&["s4"], args).expect_err("help");
+            assert!(early.status.is_ok() && early.output.contains("Usage"), "{args:?}: {}", early.output);
+        }
     }
 
     #[test]
     fn parses_s4_command_lines() {
-        let args = expand_aliases(&v(&["--timestamps", "s", "docs", "--conflicts", "1", "--dry-run"]));
+        let args = normalize(&v(&["--timestamps", "s", "docs", "--conflicts", "1", "--dry-run"]));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let cli = Cli::from_args(&["s4"], &refs).unwrap();
         match cli.command {

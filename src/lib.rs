@@ -8,10 +8,12 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod content_type;
+pub mod events;
 pub mod fsutil;
 pub mod ignore;
 #[macro_use]
 pub mod log;
+pub mod manual;
 pub mod progress;
 pub mod s3;
 pub mod sync;

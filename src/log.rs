@@ -1,7 +1,7 @@
 //! Logging to stderr as S4 does: `--log-level`, `--no-colors`, `--timestamps`.
 //! Also the one place that knows whether stderr is a terminal (for colours and progress).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,6 +27,10 @@ impl Level {
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static COLORS: AtomicBool = AtomicBool::new(true);
 static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+/// While `Some`, INFO lines without colour are held here instead of printed (see [`hold`]).
+static HELD: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
 
 pub fn init(level: Level, colors: bool, timestamps: bool) {
     LEVEL.store(level as u8, Ordering::Relaxed);
@@ -37,6 +41,52 @@ pub fn init(level: Level, colors: bool, timestamps: bool) {
 /// Nothing at all, errors included (the simulation's thousands of runs).
 pub fn silence() {
     LEVEL.store(Level::Error as u8 + 1, Ordering::Relaxed);
+}
+
+/// `-q`: no progress, action lines or summaries. `-v`: a line per action even with the progress bar.
+pub fn set_verbosity(quiet: bool, verbose: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    VERBOSE.store(verbose && !quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+/// The daemon logs with timestamps by default: its lines are read hours later.
+pub fn set_timestamps(on: bool) {
+    TIMESTAMPS.store(on, Ordering::Relaxed);
+}
+
+/// Hold back plain INFO lines ("Syncing …", "Nothing to update") until [`release`]: the
+/// daemon shows a round's lines only when the round changed something. The first action line
+/// (coloured), warning or error lets the held lines out and ends the holding, so a round
+/// that does work is logged as it happens.
+pub fn hold() {
+    *HELD.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+}
+
+/// End holding; lines still held are printed at `level` (DEBUG for a round with no news: the
+/// daemon's heartbeat) with the timestamp of their release.
+pub fn release(level: Level) {
+    let held = HELD.lock().unwrap_or_else(|p| p.into_inner()).take();
+    for msg in held.unwrap_or_default() {
+        emit(level, None, &msg);
+    }
+}
+
+/// Change the level for a while (`s4 status` runs its dry runs quietly); returns the old one.
+pub fn set_level(level: Level) -> Level {
+    match LEVEL.swap(level as u8, Ordering::Relaxed) {
+        0 => Level::Debug,
+        1 => Level::Info,
+        2 => Level::Warning,
+        _ => Level::Error,
+    }
 }
 
 pub fn enabled(level: Level) -> bool {
@@ -72,6 +122,22 @@ pub fn now_secs() -> i64 {
 }
 
 pub fn emit(level: Level, color: Option<Color>, msg: &str) {
+    {
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lines) = held.as_mut() {
+            if level == Level::Info && color.is_none() {
+                lines.push(msg.to_string());
+                return;
+            }
+            if level >= Level::Info {
+                let earlier = held.take().unwrap_or_default();
+                drop(held);
+                for m in earlier {
+                    emit(Level::Info, None, &m);
+                }
+            }
+        }
+    }
     if !enabled(level) {
         return;
     }
@@ -95,8 +161,7 @@ pub fn emit(level: Level, color: Option<Color>, msg: &str) {
         None => line.push_str(msg),
     }
     line.push('\n');
-    crate::progress::clear_line();
-    let _ = std::io::stderr().write_all(line.as_bytes());
+    crate::progress::print_line(&line);
 }
 
 /// Format only when the level is on: debug lines sit on per-key hot paths.
@@ -125,6 +190,19 @@ mod tests {
         assert_eq!(format_utc(1369353600), "2013-05-24 00:00:00");
         assert_eq!(format_utc(951782400 + 3661), "2000-02-29 01:01:01");
         assert_eq!(format_utc(-1), "1969-12-31 23:59:59");
+    }
+
+    #[test]
+    fn held_lines_wait_for_news_and_news_lets_them_out() {
+        hold();
+        emit(Level::Info, None, "Syncing a");
+        assert_eq!(HELD.lock().unwrap().as_ref().map(Vec::len), Some(1));
+        emit(Level::Info, Some(Color::Green), "Creating f");
+        assert!(HELD.lock().unwrap().is_none(), "an action line ends the holding");
+        hold();
+        emit(Level::Info, None, "Nothing to update");
+        release(Level::Debug);
+        assert!(HELD.lock().unwrap().is_none());
     }
 
     #[test]

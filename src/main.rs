@@ -1,11 +1,11 @@
 use argh::FromArgs;
-use s4::cli::{expand_aliases, Cli};
+use s4::cli::{normalize, Cli};
 use s4::commands;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let cmd = "s4";
-    let rest = expand_aliases(&args[1.min(args.len())..]);
+    let rest = normalize(&args[1.min(args.len())..]);
     let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
     let cli = match Cli::from_args(&[cmd], &refs) {
         Ok(c) => c,
@@ -22,7 +22,10 @@ fn main() {
         eprintln!("--log-level {}: choose DEBUG, INFO, WARNING or ERROR", cli.log_level);
         std::process::exit(2);
     };
+    // -q keeps warnings and errors; a level asked for explicitly above that still wins.
+    let level = if cli.quiet { level.max(s4::log::Level::Warning) } else { level };
     s4::log::init(level, !cli.no_colors, cli.timestamps);
+    s4::log::set_verbosity(cli.quiet, cli.verbose);
     let Some(command) = cli.command else {
         let help = Cli::from_args(&[cmd], &["--help"]).err().map(|e| e.output).unwrap_or_default();
         println!("s4 {}\n\n{help}", s4::VERSION);

@@ -227,7 +227,7 @@ fn config_is_s4_format_with_mode_0600_and_targets_lists_it() {
     let out = e.s4(&["targets"], "");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("docs: [") && text.contains(" <=> s3://"), "{text}");
-    let out = e.s4(&["rm", "docs"], "");
+    let out = e.s4(&["rm", "docs", "--yes"], "");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&e.s4(&["t"], "").stdout), "");
 }

@@ -186,6 +186,9 @@ async fn run_sync(
         max_delete: MaxDelete::default(),
         force: false,
         inline: false,
+        bwlimit: None,
+        exclude: Vec::new(),
+        include: Vec::new(),
     };
     let local = dir.display().to_string();
     let names = Names { name: "bench".into(), local_uri: format!("{local}/"), remote_uri: format!("{uri}/") };

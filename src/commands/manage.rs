@@ -2,9 +2,9 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use super::{lookup, unknown_target, Fatal, OK};
+use super::{lookup, unknown_target, validate, Fatal, OK};
 use crate::cli::{AddCmd, EditCmd};
-use crate::config::{parse_s3_uri, Config, Target};
+use crate::config::{Config, Target};
 
 /// One answer from stdin after a prompt on stderr. EOF is an error, never an endless loop.
 fn ask(prompt: &str) -> Result<String, Fatal> {
@@ -77,6 +77,65 @@ fn none_if_blank(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
+/// Ask until `check` accepts the answer (an invalid answer re-asks, saying why).
+fn ask_until<T>(prompt: &str, mut check: impl FnMut(&str) -> Result<T, String>) -> Result<T, Fatal> {
+    loop {
+        let answer = ask(prompt)?;
+        match check(&answer) {
+            Ok(v) => return Ok(v),
+            Err(why) => eprintln!("{why}"),
+        }
+    }
+}
+
+/// A yes/no question; blank takes `default`.
+fn confirm(prompt: &str, default: bool) -> Result<bool, Fatal> {
+    ask_until(prompt, |a| match a.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(default),
+        "y" | "yes" => Ok(true),
+        "n" | "no" => Ok(false),
+        _ => Err("Please answer y or n".into()),
+    })
+}
+
+/// The folder at the prompt: blank is the current folder; a missing one may be created.
+fn ask_folder(prompt: &str, blank: &str) -> Result<String, Fatal> {
+    loop {
+        let given = ask(prompt)?;
+        let path = absolute(if given.trim().is_empty() { blank } else { given.trim() })?;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => return Ok(path),
+            Ok(_) => eprintln!("{path} is a file, not a folder"),
+            Err(_) => {
+                if confirm(&format!("{path} does not exist. Create it? [y/N]: "), false)? {
+                    validate::create_folder(&path)?;
+                    return Ok(path);
+                }
+            }
+        }
+    }
+}
+
+/// Before saving: one request proves the target works, unless `--no-check`. At the prompts a
+/// failed check may still be saved on request (the answers are not lost).
+fn check_before_saving(name: &str, t: &Target, no_check: bool, interactive: bool) -> Result<(), Fatal> {
+    if no_check {
+        return Ok(());
+    }
+    match validate::check_access(name, t) {
+        Ok(()) => Ok(()),
+        Err(e) if interactive => {
+            eprintln!("{e}");
+            if confirm("Save the target anyway? [y/N]: ", false)? {
+                Ok(())
+            } else {
+                Err("Not saved".into())
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub fn add(config: &mut Config, a: AddCmd) -> Result<i32, Fatal> {
     let copied = match &a.copy_target_credentials {
         Some(name) => {
@@ -93,12 +152,13 @@ pub fn add(config: &mut Config, a: AddCmd) -> Result<i32, Fatal> {
     let mut t = Target::default();
     let (bucket, path);
     let name;
+    let mut make_folder = false;
     if scripted {
         let uri = a.s3_uri.clone().ok_or("add: --s3-uri s3://BUCKET/PREFIX is required when answering by flags")?;
-        let (b, p) = parse_s3_uri(&uri)?;
-        (bucket, path) = (b, p.trim_end_matches('/').to_string());
+        (bucket, path) = validate::s3_uri(&uri)?;
         t.local_folder = absolute(a.local_folder.as_deref().unwrap_or("."))?;
-        t.endpoint_url = a.endpoint_url.clone().and_then(none_if_blank);
+        make_folder = validate::folder(&t.local_folder, a.create)?;
+        t.endpoint_url = a.endpoint_url.clone().and_then(none_if_blank).map(|e| validate::endpoint(&e)).transpose()?;
         t.region_name = a.region.clone().and_then(none_if_blank);
         match copied {
             Some((id, secret)) => (t.aws_access_key_id, t.aws_secret_access_key) = (id, secret),
@@ -114,34 +174,42 @@ pub fn add(config: &mut Config, a: AddCmd) -> Result<i32, Fatal> {
         }
         let default = path.rsplit('/').next().unwrap_or("").to_string();
         name = a.name.clone().filter(|n| !n.is_empty()).unwrap_or(default);
+        validate::new_name(config, &name)?;
     } else {
         crate::info!("To add a new target, please enter the following\n");
-        let folder = ask("local folder path to sync [leave blank for current folder]: ")?;
-        t.endpoint_url = none_if_blank(ask("endpoint url [leave blank for AWS]: ")?);
-        bucket = ask_required("S3 Bucket [required]: ")?;
-        path = ask("S3 Path: ")?.trim_matches('/').to_string();
-        t.region_name = none_if_blank(ask("region name [leave blank if unknown]: ")?);
+        t.local_folder = ask_folder("local folder path to sync [leave blank for current folder]: ", ".")?;
+        t.endpoint_url = ask_until("endpoint url [leave blank for AWS]: ", |e| {
+            none_if_blank(e.trim().to_string()).map(|e| validate::endpoint(&e)).transpose()
+        })?;
+        bucket = ask_until("S3 Bucket [required]: ", validate::bucket_answer)?;
+        path = ask_until("S3 Path: ", |p| {
+            let p = p.trim().trim_matches('/');
+            validate::s3_uri(&format!("s3://{bucket}/{p}")).map(|(_, p)| p)
+        })?;
+        t.region_name = none_if_blank(ask("region name [leave blank if unknown]: ")?.trim().to_string());
         match copied {
             Some((id, secret)) => (t.aws_access_key_id, t.aws_secret_access_key) = (id, secret),
             None => {
-                t.aws_access_key_id = Some(ask_required("AWS Access Key ID [required]: ")?);
+                t.aws_access_key_id = Some(ask_required("AWS Access Key ID [required]: ")?.trim().to_string());
                 t.aws_secret_access_key =
                     Some(ask_secret("AWS Secret Access Key [required]: ")?).filter(|s| !s.is_empty());
             }
         }
         let default = path.rsplit('/').next().unwrap_or("").to_string();
-        let given = ask(&format!("Provide a name for this entry [leave blank to default to '{default}']: "))?;
-        name = if given.is_empty() { default } else { given };
-        t.local_folder = absolute(if folder.is_empty() { "." } else { &folder })?;
-    }
-    if name.is_empty() {
-        return Err("add: the target needs a name (the S3 path is empty): pass --name".into());
+        name = ask_until(&format!("Provide a name for this entry [leave blank to default to '{default}']: "), |n| {
+            let n = if n.trim().is_empty() { default.clone() } else { n.trim().to_string() };
+            validate::new_name(config, &n).map(|()| n)
+        })?;
     }
     t.s3_uri = format!("s3://{bucket}/{path}");
+    check_before_saving(&name, &t, a.no_check, !scripted)?;
+    if make_folder {
+        validate::create_folder(&t.local_folder)?;
+    }
     config.set(&name, &t);
     config.save()?;
-    crate::info!("\nTarget has been added. Start syncing with the 'sync' command");
-    crate::info!("You can edit anything you have entered here using the 'edit' command");
+    crate::info!("\nTarget \"{name}\" has been added. Start syncing with `s4 sync {name}`");
+    crate::info!("You can change anything you have entered here with `s4 edit {name}`");
     Ok(OK)
 }
 
@@ -154,30 +222,43 @@ pub fn edit(config: &mut Config, e: EditCmd) -> Result<i32, Fatal> {
         || e.access_key_id.is_some()
         || e.secret_access_key_stdin;
     let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "None".into());
-    let (folder, endpoint, uri, key_id, secret, region) = if scripted {
+    let b = none_if_blank;
+    let mut make_folder = false;
+    let (endpoint, key_id, secret, region) = if scripted {
+        if let Some(f) = &e.local_folder {
+            t.local_folder = absolute(f)?;
+            make_folder = validate::folder(&t.local_folder, e.create)?;
+        }
+        if let Some(u) = &e.s3_uri {
+            let (bucket, path) = validate::s3_uri(u)?;
+            t.s3_uri = format!("s3://{bucket}/{path}");
+        }
         let secret = if e.secret_access_key_stdin { Some(secret_from_stdin()?) } else { None };
-        (e.local_folder, e.endpoint_url, e.s3_uri, e.access_key_id, secret, e.region)
+        let endpoint = e.endpoint_url.map(|v| b(v.trim().to_string()).map(|v| validate::endpoint(&v)).transpose());
+        (endpoint.transpose()?, e.access_key_id, secret, e.region)
     } else {
-        let folder = ask(&format!("local folder [{}]: ", t.local_folder))?;
-        let endpoint = ask(&format!("endpoint url [{}]: ", shown(&t.endpoint_url)))?;
-        let uri = ask(&format!("s3 uri [{}]: ", t.s3_uri))?;
+        let current = t.local_folder.clone();
+        t.local_folder = ask_folder(&format!("local folder [{current}]: "), &current)?;
+        let endpoint = ask_until(&format!("endpoint url [{}]: ", shown(&t.endpoint_url)), |v| match v.trim() {
+            "" => Ok(None),
+            v => validate::endpoint(v).map(|v| Some(Some(v))),
+        })?;
+        let uri = ask_until(&format!("s3 uri [{}]: ", t.s3_uri), |u| match u.trim() {
+            "" => Ok(None),
+            u => validate::s3_uri(u).map(|(bucket, path)| Some(format!("s3://{bucket}/{path}"))),
+        })?;
+        if let Some(u) = uri {
+            t.s3_uri = u;
+        }
         let key_id = ask(&format!("AWS Access Key ID [{}]: ", shown(&t.aws_access_key_id)))?;
         // S4 printed the current secret here; we never do.
         let hint = if t.aws_secret_access_key.is_some() { "leave blank to keep the current one" } else { "None" };
         let secret = ask_secret(&format!("AWS Secret Access Key [{hint}]: "))?;
         let region = ask(&format!("region name [{}]: ", shown(&t.region_name)))?;
-        let b = none_if_blank;
-        (b(folder), b(endpoint), b(uri), b(key_id), b(secret), b(region))
+        (endpoint, b(key_id.trim().to_string()), b(secret), b(region.trim().to_string()))
     };
-    if let Some(f) = folder {
-        t.local_folder = absolute(&f)?;
-    }
-    if let Some(u) = uri {
-        parse_s3_uri(&u)?;
-        t.s3_uri = u;
-    }
     if let Some(v) = endpoint {
-        t.endpoint_url = none_if_blank(v);
+        t.endpoint_url = v;
     }
     if let Some(v) = key_id {
         t.aws_access_key_id = none_if_blank(v);
@@ -188,15 +269,36 @@ pub fn edit(config: &mut Config, e: EditCmd) -> Result<i32, Fatal> {
     if let Some(v) = region {
         t.region_name = none_if_blank(v);
     }
+    check_before_saving(&e.target, &t, e.no_check, !scripted)?;
+    if make_folder {
+        validate::create_folder(&t.local_folder)?;
+    }
     config.set(&e.target, &t);
     config.save()?;
     Ok(OK)
 }
 
-pub fn rm(config: &mut Config, name: &str) -> Result<i32, Fatal> {
-    if !config.remove(name) {
-        return Err(unknown_target(config, name));
+/// Remove a target from the config (its files stay on both sides). On a terminal it asks;
+/// a script says `--yes`; without either it refuses (a pasted line must not remove a target).
+pub fn rm(config: &mut Config, name: &str, yes: bool) -> Result<i32, Fatal> {
+    let t = config.get(name).ok_or_else(|| unknown_target(config, name))?;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(format!(
+                "s4 rm {name}: not removing without confirmation; no terminal to ask on. Run `s4 rm {name} --yes` to remove it"
+            ));
+        }
+        let q = format!(
+            "Remove target \"{name}\" ({} <=> {})? The files stay on both sides. [y/N]: ",
+            t.local_folder, t.s3_uri
+        );
+        if !confirm(&q, false)? {
+            crate::info!("Kept \"{name}\"");
+            return Ok(OK);
+        }
     }
+    config.remove(name);
     config.save()?;
+    crate::info!("Removed target \"{name}\" (its files stay on both sides)");
     Ok(OK)
 }

@@ -109,6 +109,12 @@ const REGRESSIONS: &[(u64, usize)] = &[
     // A touched file's re-upload carried a higher stamp than a newer edit from another
     // machine, and the next sync uploaded it back over that edit (plan: S3 moved on).
     (592, 80),
+    // Issue 10's scenario 1 on a store with conditional PUT but not DELETE: a HEAD, another
+    // machine's upload, then an unconditional DELETE of it (such stores now take the lease).
+    (2533, 80),
+    // A file written while its deletion waited for a HEAD was deleted (moved aside and
+    // checked first now).
+    (2944, 80),
 ];
 
 #[test]

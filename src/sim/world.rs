@@ -105,6 +105,9 @@ impl World {
             max_delete: crate::sync::guard::MaxDelete::Percent(100.0),
             force: true,
             inline: true,
+            bwlimit: None,
+            exclude: Vec::new(),
+            include: Vec::new(),
         }
     }
 

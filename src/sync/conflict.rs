@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use super::exec::{Ctx, Job};
 use super::index::Entry;
-use super::plan::{self, Decision, Keep, Side};
+use super::plan::{self, Decision, Keep};
 use super::state::Indexes;
 use super::{Names, Options};
-use crate::log::format_utc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -119,37 +118,35 @@ pub fn record_synced(idx: &mut Indexes, item: &Job, mtime: f64, etag: &str) {
     idx.mark_adoptable(&item.key);
 }
 
-fn stamp_text(side: &Side) -> String {
-    side.stamp.map(format_utc).unwrap_or_else(|| "None".into())
-}
-
-/// S4's prompt, on stderr. `None`: skip.
+/// S4's prompt, on stderr, with each side told in words. `None`: skip. An answer that is not
+/// one of the choices asks again: a typo is never taken for "skip" (S4 skipped silently).
 fn prompt(ctx: &Arc<Ctx>, item: &Job, names: &Names) -> Option<Keep> {
+    use super::report::side_label;
     let key = &item.key;
     let mut err = std::io::stderr();
     let _ = write!(
         err,
-        "\nConflict for \"{key}\". Which version would you like to keep?\n   (1) {}{key} updated at {} ({})\n   (2) {}{key} updated at {} ({})\n   (d) View difference (requires the diff command)\n   (X) Skip this file\n\n",
+        "\nConflict for \"{key}\": both sides changed since the last sync. Which version would you like to keep?\n   (1) {}{key}: {}\n   (2) {}{key}: {}\n   (d) View difference (requires the diff command)\n   (X) Skip this file (decide at the next sync)\n\n",
         names.local_uri,
-        stamp_text(&item.local),
-        item.local.state.name(),
+        side_label(&item.local, &item.remote, true),
         names.remote_uri,
-        stamp_text(&item.remote),
-        item.remote.state.name(),
+        side_label(&item.remote, &item.local, false),
     );
     loop {
-        let _ = write!(err, "Choice (default=skip): ");
+        let _ = write!(err, "Choice [1/2/d/X] (default=skip): ");
         let _ = err.flush();
         let mut line = String::new();
         if std::io::stdin().lock().read_line(&mut line).unwrap_or(0) == 0 {
             return None;
         }
-        let _ = writeln!(err);
         match line.trim() {
             "1" => return Some(Keep::Local),
             "2" => return Some(Keep::Remote),
-            "d" => show_diff(ctx, key, names),
-            _ => return None,
+            "d" | "D" => show_diff(ctx, key, names),
+            "" | "x" | "X" => return None,
+            other => {
+                let _ = writeln!(err, "\"{other}\" is not a choice: type 1, 2, d or X (or press Enter to skip)");
+            }
         }
     }
 }

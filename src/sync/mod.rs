@@ -28,11 +28,9 @@ use self::plan::Decision;
 use self::prepare::{abort_stale_uploads, load_rules, lock};
 use self::remote::{Lister, Meta, Remote, S3};
 pub use self::report::{json_line, Report};
-use self::report::{kind_color, verb};
 use self::scan::{Item, LocalFile, Scanner};
 use self::state::Indexes;
 use crate::ignore::IgnoreRules;
-use crate::log::Color;
 use crate::s3::{Client, Transfer};
 
 #[derive(Debug, Clone)]
@@ -50,6 +48,12 @@ pub struct Options {
     /// Run blocking work (the local scan, hashing) inline: the simulation's scheduler must see
     /// a machine's every step in one thread and in order. Never set by the CLI.
     pub inline: bool,
+    /// `--bwlimit`: bytes per second for each direction (`None`: no limit). Parsed by the
+    /// commands layer; the transfers are to honour it.
+    pub bwlimit: Option<u64>,
+    /// `--exclude` / `--include` patterns (.syncignore syntax): keys to leave alone this run.
+    pub exclude: Vec<String>,
+    pub include: Vec<String>,
 }
 
 /// How a sync of one target is named in messages.
@@ -203,7 +207,7 @@ async fn run_guarded(
     let flushing = idx.remote_changed();
     if flushing {
         crate::info!("Flushing Index to Storage");
-    } else if run.report.stopped.is_none() {
+    } else if run.report.clean() {
         crate::info!("Nothing to update");
     }
     if idx.uncommitted > 0 {
@@ -313,6 +317,11 @@ impl Run<'_> {
         let mut remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
         let mut ikey = next_index_key(idx, None);
         let mut deferred = Vec::new();
+        let leave_alone = (!self.opts.exclude.is_empty()).then(|| {
+            let lines: Vec<String> =
+                self.opts.exclude.iter().cloned().chain(self.opts.include.iter().map(|p| format!("!{p}"))).collect();
+            IgnoreRules::parse(&lines.join("\n"))
+        });
         // Keys the walk could not see (and all below them): never planned, so never deleted.
         let mut blocked: Vec<String> = Vec::new();
         loop {
@@ -367,6 +376,11 @@ impl Run<'_> {
             }
             if key == ".syncignore" {
                 continue; // settled before the rules were read (see `run`)
+            }
+            // `--exclude` / `--include`: left alone this run, neither sides' copy touched (a
+            // .syncignore rule, by contrast, deletes the synced copy on S3).
+            if leave_alone.as_ref().is_some_and(|r| r.is_ignored(&key, false)) {
+                continue;
             }
             let (li, ri) = (idx.local.get(&key).copied(), idx.remote.get(&key).copied());
             if rules.is_ignored(&key, false) && li.is_none_or(|e| e.is_tombstone()) {
@@ -543,29 +557,30 @@ impl Run<'_> {
             held.push(job);
             return Ok(());
         }
-        let n = self.names;
-        let (color, line) = match job.decision {
-            Decision::Upload { kind, .. } => {
-                (kind_color(kind), format!("{} {} ({} => {})", verb(kind), job.key, n.local_uri, n.remote_uri))
-            }
-            Decision::Download { kind, .. } => {
-                (kind_color(kind), format!("{} {} ({} => {})", verb(kind), job.key, n.remote_uri, n.local_uri))
-            }
-            Decision::DeleteRemote { .. } => (Color::Red, format!("Deleting {} on {}", job.key, n.remote_uri)),
-            Decision::DeleteLocal { .. } => (Color::Red, format!("Deleting {} on {}", job.key, n.local_uri)),
-            Decision::Conflict => (Color::Red, String::new()),
-            Decision::Nothing => return Ok(()),
-        };
-        let check = job.decision == Decision::Conflict;
-        if !check {
-            crate::log::emit(crate::log::Level::Info, Some(color), &line);
+        if job.decision == Decision::Nothing {
+            return Ok(());
         }
+        let check = job.decision == Decision::Conflict;
+        // A download tried again after the deletions was announced the first time.
+        if !job.after_deletes {
+            if let Some((color, line)) = report::action_line(&job.decision, &job.key, self.names, self.opts.dry_run) {
+                report::emit_action(color, &line);
+            }
+        }
+        let size = match job.decision {
+            Decision::Upload { .. } => job.local_size.unwrap_or(0),
+            Decision::Download { .. } => job.remote_size,
+            _ => 0,
+        };
         if self.opts.dry_run && !check {
-            self.report.planned += 1;
+            self.report.would(&job.decision, size);
             if self.opts.json {
                 json_line(&job, "planned", None, 0);
             }
             return Ok(());
+        }
+        if !check && !job.after_deletes {
+            self.ctx.progress.plan(1, size);
         }
         if matches!(job.decision, Decision::DeleteRemote { .. }) {
             self.deletes.push(job);
