@@ -32,6 +32,7 @@ pub enum Command {
     Versions(VersionsCmd),
     Restore(RestoreCmd),
     Bench(BenchCmd),
+    Doctor(DoctorCmd),
     Version(VersionCmd),
 }
 
@@ -235,6 +236,18 @@ pub struct BenchCmd {
     #[argh(option, default = "1")]
     pub repeat: usize,
     /// print JSON instead of a table
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// Show how s4 reaches each target (credentials source, endpoint, region) and what the store supports
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "doctor")]
+pub struct DoctorCmd {
+    /// the target to check (default: all)
+    #[argh(positional)]
+    pub target: Option<String>,
+    /// one JSON object per target on stdout
     #[argh(switch)]
     pub json: bool,
 }
