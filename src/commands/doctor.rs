@@ -130,7 +130,7 @@ fn table(name: &str, r: &Value) -> String {
             row("access key id", format!("{}{temp}", s(&c["access_key_id"])));
         }
         if !c["expires"].is_null() {
-            row("keys expire", s(&c["expires"]));
+            row("keys expire", format!("{} UTC", s(&c["expires"])));
         }
     }
     if !r["endpoint"].is_null() {
