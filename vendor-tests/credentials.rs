@@ -548,3 +548,44 @@ fn sync_and_doctor_with_container_credentials() {
     let out = run(&["doctor"]);
     println!("{}", String::from_utf8_lossy(&out.stdout));
 }
+
+// ---------------------------------------------------------------------------------------
+// moto's STS (`vendor-tests/moto.sh cargo test --test credentials moto`): moto serves STS on
+// the same port as S3 and accepts any signature, so this checks the requests' form and the
+// answers' parsing against a second implementation, not the signature.
+
+#[test]
+fn moto_sts_assume_role_and_web_identity() {
+    let s = support::store();
+    if s.name != "moto" {
+        return println!("skipped: run under vendor-tests/moto.sh for moto's STS");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (creds, config, token) = (dir.path().join("credentials"), dir.path().join("config"), dir.path().join("jwt"));
+    std::fs::write(
+        &creds,
+        format!("[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n", s.access_key, s.secret_key),
+    )
+    .unwrap();
+    std::fs::write(&config, "[profile r]\nrole_arn = arn:aws:iam::123456789012:role/s4-moto\nsource_profile = base\n")
+        .unwrap();
+    std::fs::write(&token, "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzNCJ9.c2ln").unwrap();
+    let role = provider(&[
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+        ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ("AWS_PROFILE", "r"),
+        ("AWS_ENDPOINT_URL_STS", &s.endpoint),
+    ]);
+    let web = provider(&[
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/s4-moto-web"),
+        ("AWS_ENDPOINT_URL_STS", &s.endpoint),
+    ]);
+    let rt = rt();
+    for p in [&role, &web] {
+        let c = rt.block_on(p.credentials()).unwrap_or_else(|e| panic!("{}: {e}", p.describe()));
+        assert!(c.access_key_id.starts_with("ASIA") && c.session_token.is_some(), "{c:?}");
+        assert!(p.expires().is_some());
+        println!("moto STS, {}: {} (expires {:?})", p.kind(), credentials::mask(&c.access_key_id), p.expires());
+    }
+}
