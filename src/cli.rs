@@ -42,6 +42,7 @@ pub enum Command {
     Status(StatusCmd),
     Completions(CompletionsCmd),
     Man(ManCmd),
+    Doctor(DoctorCmd),
     Version(VersionCmd),
 }
 
@@ -286,6 +287,18 @@ pub struct StatusCmd {
     /// targets to check (default: all, sorted)
     #[argh(positional)]
     pub targets: Vec<String>,
+    /// one JSON object per target on stdout
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// Show how s4 reaches each target (credentials source, endpoint, region) and what the store supports
+#[derive(FromArgs, ArgsInfo, Debug)]
+#[argh(subcommand, name = "doctor", help_triggers("-h", "--help", "help"))]
+pub struct DoctorCmd {
+    /// the target to check (default: all)
+    #[argh(positional)]
+    pub target: Option<String>,
     /// one JSON object per target on stdout
     #[argh(switch)]
     pub json: bool,

@@ -286,7 +286,7 @@ fn object_written_by_aws_cli_reads_back_and_presigned_url_works() {
     }
     let url = rt().block_on(async {
         assert_eq!(c.get_bytes(&key).await.unwrap().unwrap().0, "written by the aws cli".as_bytes());
-        c.presign_get(&key, 300)
+        c.presign_get(&key, 300).await.unwrap()
     });
     let fetched = std::process::Command::new("python3")
         .args([

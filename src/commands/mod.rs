@@ -3,6 +3,7 @@
 
 mod bench;
 mod daemon;
+mod doctor;
 pub mod hints;
 mod ls;
 mod manage;
@@ -14,7 +15,8 @@ use std::path::PathBuf;
 
 use crate::cli::Command;
 use crate::config::{parse_s3_uri, Config, Target};
-use crate::s3::credentials::{self, process_env};
+use crate::s3::credentials::process_env;
+use crate::s3::resolve;
 use crate::s3::Client;
 use crate::sync::conflict::Mode;
 use crate::sync::plan::Keep;
@@ -62,6 +64,7 @@ pub fn run(cmd: Command, config_path: PathBuf) -> Result<i32, Fatal> {
         Command::Versions(v) => versions::list(&config, v),
         Command::Restore(r) => versions::restore(&config, r),
         Command::Bench(_) | Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
+        Command::Doctor(d) => doctor::run(&config, d),
         Command::Sync(s) => syncing::sync_cmd(&config, s),
         Command::Status(s) => syncing::status(&config, s),
         Command::Daemon(d) => daemon::daemon(&config, d),
@@ -78,31 +81,22 @@ pub fn lookup(config: &Config, name: &str) -> Result<Target, Fatal> {
     config.get(name).ok_or_else(|| unknown_target(config, name))
 }
 
+/// What a target says about reaching its bucket, for [`crate::s3::resolve`].
+pub fn settings_for(target: &Target) -> Result<resolve::Settings, Fatal> {
+    let (bucket, prefix) = parse_s3_uri(&target.s3_uri)?;
+    Ok(resolve::Settings {
+        bucket,
+        prefix,
+        endpoint_url: target.endpoint_url.clone(),
+        region: target.region_name.clone(),
+        access_key_id: target.aws_access_key_id.clone(),
+        secret_access_key: target.aws_secret_access_key.clone(),
+    })
+}
+
 /// The S3 client and key prefix for a target; credentials from the target or the AWS chain.
 pub fn client_for(target: &Target) -> Result<(Client, String), Fatal> {
-    let (bucket, prefix) = parse_s3_uri(&target.s3_uri)?;
-    let env = &process_env;
-    let endpoint =
-        target.endpoint_url.clone().or_else(|| env("AWS_ENDPOINT_URL_S3")).or_else(|| env("AWS_ENDPOINT_URL"));
-    let region = credentials::resolve_region(target.region_name.as_deref(), env);
-    let explicit = match (&target.aws_access_key_id, &target.aws_secret_access_key) {
-        (Some(id), Some(secret)) => Some((id.as_str(), secret.as_str())),
-        _ => None,
-    };
-    let creds = credentials::resolve(explicit, env)?;
-    let mut cfg = crate::s3::Config::new(endpoint, region, creds);
-    cfg.path_style = match env("S4_ADDRESSING_STYLE").as_deref() {
-        Some("virtual") => Some(false),
-        Some("path") => Some(true),
-        _ => None,
-    };
-    // Tests of stalled stores wait seconds, not the default minute; a slow link may want more.
-    if let Some(v) = env("S4_READ_TIMEOUT_SECS") {
-        let secs: u64 =
-            v.trim().parse().map_err(|_| format!("S4_READ_TIMEOUT_SECS={v}: give a whole number of seconds"))?;
-        cfg.read_timeout = std::time::Duration::from_secs(secs.max(1));
-    }
-    Ok((Client::new(cfg, &bucket).map_err(|e| e.to_string())?, prefix))
+    resolve::client(&settings_for(target)?, &process_env).map_err(|e| e.to_string())
 }
 
 pub(crate) fn conflict_mode(value: Option<&str>) -> Result<Mode, Fatal> {

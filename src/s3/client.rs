@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode};
 
-use super::credentials::Credentials;
+use super::credentials::Provider;
 use super::error::{Error, ErrorKind, Result};
 use super::http::{self, HttpClient, Payload};
 use super::retry::{self, Jitter, Policy};
@@ -24,7 +24,8 @@ pub struct Config {
     pub region: String,
     /// `None`: path style for custom endpoints, virtual-hosted for AWS.
     pub path_style: Option<bool>,
-    pub credentials: Credentials,
+    /// Asked for the current keys at every request (temporary keys are refreshed there).
+    pub credentials: Provider,
     pub retry: Policy,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
@@ -34,12 +35,13 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(endpoint: Option<String>, region: String, credentials: Credentials) -> Self {
+    /// `credentials`: a [`Provider`], or fixed `Credentials`.
+    pub fn new(endpoint: Option<String>, region: String, credentials: impl Into<Provider>) -> Self {
         Config {
             endpoint,
             region,
             path_style: None,
-            credentials,
+            credentials: credentials.into(),
             retry: Policy::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
@@ -199,18 +201,49 @@ impl Client {
         self.inner.retried.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// A presigned GET URL for `key`, valid `expires_secs` from now.
-    pub fn presign_get(&self, key: &str, expires_secs: u64) -> String {
+    /// A presigned GET URL for `key`, valid `expires_secs` from now (and no longer than the
+    /// keys it is signed with).
+    pub async fn presign_get(&self, key: &str, expires_secs: u64) -> Result<String> {
         let region = self.region();
         let (host, path) = self.address(Some(key), &region);
-        let c = &self.inner.cfg.credentials;
+        let c = self.credentials("PresignGet", key).await?;
+        let c = &c;
         let creds = sigv4::Credentials {
             access_key_id: &c.access_key_id,
             secret_access_key: &c.secret_access_key,
             session_token: c.session_token.as_deref(),
         };
         let query = sigv4::presign_query("GET", &host, &path, &[], &creds, &region, "s3", now_secs(), expires_secs);
-        format!("{}://{host}{path}?{query}", self.inner.scheme)
+        Ok(format!("{}://{host}{path}?{query}", self.inner.scheme))
+    }
+
+    /// The keys to sign with now. A source that cannot give them fails the request, naming
+    /// the source: never an unsigned request.
+    async fn credentials(&self, op: &'static str, key: &str) -> Result<super::Credentials> {
+        self.inner
+            .cfg
+            .credentials
+            .credentials()
+            .await
+            .map_err(|e| Error::new(op, self.uri(key), ErrorKind::Config(e.to_string())))
+    }
+
+    /// Where the keys come from (`s4 doctor`).
+    pub fn credentials_provider(&self) -> &Provider {
+        &self.inner.cfg.credentials
+    }
+
+    /// The endpoint requests go to: the custom one, or AWS's regional one.
+    pub fn endpoint(&self) -> String {
+        match &self.inner.custom {
+            Some((host, base)) => format!("{}://{host}{base}", self.inner.scheme),
+            None => format!("https://s3.{}.amazonaws.com", self.region()),
+        }
+    }
+
+    /// Path-style addressing (`https://host/bucket/key`) rather than virtual-hosted.
+    pub fn path_style_in_use(&self) -> bool {
+        self.path_style()
     }
 
     /// Names the store and bucket (endpoint, or AWS and the region) for what s4 remembers
@@ -301,7 +334,7 @@ impl Client {
         let pairs: Vec<(&str, &str)> = req.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let query = sigv4::canonical_query(&pairs);
         let signed: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let creds = &i.cfg.credentials;
+        let creds = self.credentials(req.op, req.key.unwrap_or("")).await.map_err(Failure::Plain)?;
         let auth = sigv4::sign(
             &sigv4::Request {
                 method: req.method.as_str(),
@@ -523,6 +556,8 @@ fn hash_file_range(path: &std::path::Path, offset: u64, len: u64) -> std::io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::s3::Credentials;
 
     fn client(endpoint: Option<&str>, bucket: &str) -> Client {
         let creds = Credentials { access_key_id: "AK".into(), secret_access_key: "SK".into(), session_token: None };

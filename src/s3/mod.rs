@@ -7,13 +7,14 @@ pub mod error;
 pub mod http;
 pub mod multipart;
 mod ops;
+pub mod resolve;
 pub mod retry;
 pub mod sigv4;
 pub mod versions;
 pub mod xml;
 
 pub use client::{Client, Config};
-pub use credentials::Credentials;
+pub use credentials::{Credentials, Provider};
 pub use error::{Error, ErrorKind, Result};
 pub use http::Payload;
 pub use multipart::Transfer;

@@ -49,8 +49,9 @@ pub async fn capabilities(remote: &dyn Remote, prefix: &str, token: &str) -> Res
 }
 
 /// Two conditional PUTs of a tiny probe object beside the index (the second must fail), a
-/// PUT with a stale If-Match (must fail), then a DELETE with a stale If-Match (must fail, and
-/// leave the object).
+/// PUT with a stale If-Match (must fail) and one with the right one (must pass: Ceph RGW 16.2
+/// refuses every If-Match in a versioned bucket), then a DELETE with a stale If-Match (must
+/// fail and leave the object) and one with the right one (must pass).
 pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3::Result<Caps> {
     let key = format!("{prefix}{LEASE_PREFIX}probe-{token}");
     let create = PutOptions { if_none_match: true, ..Default::default() };
@@ -68,12 +69,18 @@ pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3:
         // A read first: a missing bucket must fail as one, not be made by the probe's write
         // (s3s-fs creates folders as it writes).
         remote.list(prefix, None, None).await?;
-        remote.put_bytes(&key, body(), &create).await?;
+        let etag = remote.put_bytes(&key, body(), &create).await?;
         let second = remote.put_bytes(&key, body(), &create).await.map(|_| ());
         let third = remote.put_bytes(&key, body(), &stale).await.map(|_| ());
-        let conditional_put = refused(&second)? && refused(&third)?;
+        let matching = PutOptions { if_match: etag.clone(), ..Default::default() };
+        let fourth = remote.put_bytes(&key, body(), &matching).await;
+        let conditional_put = refused(&second)? && refused(&third)? && etag.is_some() && fourth.is_ok();
         let delete = remote.delete(&key, Some(stale_tag)).await;
-        let conditional_delete = refused(&delete)? && remote.head(&key).await?.is_some();
+        let mut conditional_delete = refused(&delete)? && remote.head(&key).await?.is_some();
+        if conditional_delete {
+            let tag = remote.head(&key).await?.and_then(|m| m.etag);
+            conditional_delete = tag.is_some() && remote.delete(&key, tag.as_deref()).await.is_ok();
+        }
         Ok(Caps { conditional_put, conditional_delete })
     }
     .await;
