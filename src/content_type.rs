@@ -18,10 +18,48 @@ fn sniff(head: &[u8]) -> Option<String> {
         let mut c = c.borrow_mut();
         let cookie = c.get_or_insert_with(|| {
             let open = magic::Cookie::open(magic::cookie::Flags::MIME_TYPE).ok()?;
-            open.load(&magic::cookie::DatabasePaths::default()).ok()
+            load(open)
         });
         cookie.as_ref()?.buffer(head).ok()
     })
+}
+
+/// The system's database, where the system's libmagic looks for it.
+#[cfg(not(target_env = "musl"))]
+fn load(open: magic::Cookie<magic::cookie::Open>) -> Option<magic::Cookie<magic::cookie::Load>> {
+    open.load(&magic::cookie::DatabasePaths::default()).ok()
+}
+
+/// The static binary runs where there may be no database on disk (an empty container): it
+/// carries the one compiled with its libmagic (build.rs).
+#[cfg(target_env = "musl")]
+fn load(open: magic::Cookie<magic::cookie::Open>) -> Option<magic::Cookie<magic::cookie::Load>> {
+    open.load_buffers(&[embedded::database()?]).ok()
+}
+
+#[cfg(target_env = "musl")]
+mod embedded {
+    use std::io::Read;
+    use std::sync::OnceLock;
+
+    /// gzip -9 takes the 8 MB database to 0.4 MB of binary.
+    static GZ: &[u8] = include_bytes!(env!("S4_MAGIC_DB_GZ"));
+    static DB: OnceLock<Option<Box<[u8]>>> = OnceLock::new();
+
+    /// The database, inflated on first use (most syncs never sniff: extensions decide) and
+    /// shared by every thread's cookie. `'static` because libmagic keeps pointers into the
+    /// buffer instead of copying it, for as long as the cookie lives.
+    pub fn database() -> Option<&'static [u8]> {
+        DB.get_or_init(|| {
+            let mut db = Vec::new();
+            flate2::read::GzDecoder::new(GZ).read_to_end(&mut db).ok()?;
+            // libmagic reads the buffer as an array of its structs (8-byte fields). malloc,
+            // which Rust's allocator uses here, aligns to 16; refuse rather than trust it blindly.
+            let db = db.into_boxed_slice();
+            db.as_ptr().cast::<u64>().is_aligned().then_some(db)
+        })
+        .as_deref()
+    }
 }
 
 pub fn by_extension(name: &str) -> Option<&'static str> {
