@@ -69,6 +69,29 @@ fn downloaded_files_get_the_source_mtime_so_syncing_back_is_a_no_op() {
     assert!(e.sync("a", &[]).actions().is_empty());
 }
 
+/// Issue 9: on Ceph RGW the second sync of a three-file folder deleted the files (the listing,
+/// whose keys RGW encodes '/' and all, was misread as empty). Every store: two syncs, three
+/// files intact, the second sync a no-op, and the store holds them under the prefix.
+#[test]
+fn rgw_second_sync_keeps_the_files() {
+    let e = Env::new("second-sync");
+    e.add("a");
+    for n in ["p1.txt", "p2.txt", "p3.txt"] {
+        write(&e.folder("a").join(n), n, -60);
+    }
+    let first = e.sync("a", &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = e.sync("a", &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.actions().is_empty(), "the second sync did something: {}", second.stderr);
+    for n in ["p1.txt", "p2.txt", "p3.txt"] {
+        assert_eq!(read(&e.folder("a").join(n)), n, "{n} kept");
+    }
+    let mut keys = e.remote_keys();
+    keys.retain(|k| !k.starts_with('.'));
+    assert_eq!(keys, ["p1.txt", "p2.txt", "p3.txt"]);
+}
+
 #[test]
 fn three_machines_on_one_prefix_learn_of_each_others_versions() {
     let e = Env::new("three");

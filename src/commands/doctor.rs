@@ -74,6 +74,8 @@ async fn check(config: &Config, name: &str) -> Value {
     }
     // One listing proves the keys and the bucket, and shows ETags and the encoding.
     let prefix = resolved.prefix;
+    let token = format!("doctor-{}-{}", std::process::id(), crate::log::now_secs());
+    let key = format!("{prefix}{}probe-{token}", crate::sync::lease::LEASE_PREFIX);
     let listed = async {
         client.put(&key, crate::s3::Payload::Bytes("s4 doctor".into()), &Default::default()).await?;
         let page = client.list_page(&key, None, None, None, Some(1)).await;
@@ -97,7 +99,6 @@ async fn check(config: &Config, name: &str) -> Value {
     };
     // The very probe a sync relies on (sync::stores), so doctor says why s4 behaves as it does.
     let remote = crate::sync::remote::S3 { client: client.clone(), transfer: Default::default() };
-    let token = format!("doctor-{}-{}", std::process::id(), crate::log::now_secs());
     match crate::sync::stores::probe(&remote, &prefix, &token).await {
         Ok(caps) => {
             store["conditional_put"] = json!(caps.conditional_put);

@@ -54,6 +54,18 @@ fn patience() -> Duration {
     Duration::from_secs(secs.unwrap_or(600))
 }
 
+/// This machine's folder, as a name for lease intents: a hash of the host name and the
+/// folder's path.
+pub fn folder_id(root: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let path = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in host.trim().bytes().chain([0]).chain(path.to_string_lossy().bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// A small deterministic jitter from the token and the attempt: no randomness source needed,
 /// and machines with different tokens back off differently.
 fn jitter(token: &str, attempt: u32, max_ms: u64) -> Duration {
@@ -65,9 +77,13 @@ fn jitter(token: &str, attempt: u32, max_ms: u64) -> Duration {
 }
 
 impl Lease {
-    pub async fn acquire(remote: Arc<dyn Remote>, prefix: &str, token: &str) -> Result<Lease, String> {
+    /// `folder` names this machine's folder (see [`folder_id`]): an intent of the same folder
+    /// is a dead run's, since the folder's `.s4lock` is ours now, and goes at once (a killed
+    /// daemon must not make its own restart wait out the TTL). `token` names this run.
+    pub async fn acquire(remote: Arc<dyn Remote>, prefix: &str, folder: &str, token: &str) -> Result<Lease, String> {
         let dir = format!("{prefix}{INTENT}");
-        let key = format!("{dir}{token}");
+        let ours = format!("{dir}{folder}.");
+        let key = format!("{ours}{token}");
         let deadline = Instant::now() + patience();
         // Each other intent as last seen, and since when (by our clock) it has not changed.
         let mut seen: HashMap<String, (super::remote::Meta, Instant)> = HashMap::new();
@@ -79,6 +95,11 @@ impl Lease {
             let mut lister = Lister::new(&*remote, &dir, None);
             while let Some((k, m)) = lister.next().await.map_err(|e| e.to_string())? {
                 if k == key {
+                    continue;
+                }
+                if k.starts_with(&ours) {
+                    crate::debug!("{}: left by an earlier run of this folder; removed", remote.uri(&k));
+                    let _ = remote.delete(&k, None).await;
                     continue;
                 }
                 let now = Instant::now();

@@ -107,7 +107,10 @@ pub async fn run_on(
             let caps = stores::capabilities(client, prefix, &token).await?;
             let lease = match caps.conditional_put && caps.conditional_delete {
                 true => None,
-                false => Some(Arc::new(lease::Lease::acquire(remote.clone(), prefix, &token).await?)),
+                false => {
+                    let folder = lease::folder_id(root);
+                    Some(Arc::new(lease::Lease::acquire(remote.clone(), prefix, &folder, &token).await?))
+                }
             };
             (caps, lease)
         }
