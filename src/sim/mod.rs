@@ -7,8 +7,8 @@
 //! `cargo test --lib sim` runs the regression seeds and `S4_SIM_SEEDS` (default 300) fresh
 //! ones; `.ci/run` runs 10,000; `benches/sim.sh` runs a long campaign.
 
-mod bucket;
-mod sched;
+pub(crate) mod bucket;
+pub(crate) mod sched;
 mod world;
 
 use bucket::Behaviour;

@@ -126,7 +126,7 @@ impl Ctx {
             Decision::Upload { .. } => self.upload(&job).await,
             Decision::Download { ts, .. } => self.download(&job, ts).await,
             Decision::DeleteLocal { .. } => self.delete_local(&job).await,
-            Decision::Conflict => Ok(match super::conflict::identical(&self, &job).await {
+            Decision::Conflict => Ok(match self.identical(&job).await {
                 Some((mtime, etag)) => Done::Identical { mtime, etag },
                 None => Done::Differs,
             }),
@@ -250,11 +250,30 @@ impl Ctx {
         Err(format!("{} changed on S3 during the sync; kept both, will decide next run", job.key))
     }
 
+    /// `Some((local mtime, ETag))` when both sides hold the same bytes (same size and same MD5 /
+    /// multipart ETag): S4 called every such key a conflict on a first sync.
+    pub async fn identical(&self, item: &Job) -> Option<(f64, String)> {
+        let (size, mtime) = (item.local_size?, item.local_mtime?);
+        item.remote_lm?;
+        if size != item.remote_size {
+            return None;
+        }
+        let etag = match &item.etag {
+            Some(e) => e.clone(),
+            None => self.remote.head(&self.remote_key(&item.key)).await.ok()??.etag?,
+        };
+        let path = self.root.join(&item.key);
+        let preferred = self.transfer.part_size;
+        let tag = etag.clone();
+        let same = self.blocking(move || super::content::local_matches_etag(&path, size, &tag, preferred)).await;
+        same.then_some((mtime, etag))
+    }
+
     /// The ETag of the object at `key` if it holds exactly the file's bytes.
     async fn ours_already(&self, key: &str, path: &Path, size: u64) -> Option<String> {
         let etag = self.remote.head(&self.remote_key(key)).await.ok()??.etag?;
         let (path, part, tag) = (path.to_path_buf(), self.transfer.part_size, etag.clone());
-        let same = self.blocking(move || super::conflict::local_matches_etag(&path, size, &tag, part)).await;
+        let same = self.blocking(move || super::content::local_matches_etag(&path, size, &tag, part)).await;
         same.then_some(etag)
     }
 

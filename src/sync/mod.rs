@@ -2,10 +2,12 @@
 //! plan, carried out by a bounded pool as it is produced, indexes committed in batches.
 
 pub mod conflict;
+mod content;
 pub mod exec;
 pub mod guard;
 pub mod index;
 pub mod lease;
+mod merge;
 pub mod plan;
 mod prepare;
 mod record;
@@ -26,9 +28,9 @@ use self::exec::{Ctx, Job, Outcome};
 use self::index::{Entry, Etag};
 use self::plan::Decision;
 use self::prepare::{abort_stale_uploads, load_rules, lock};
-use self::remote::{Lister, Meta, Remote, S3};
+use self::remote::{Meta, Remote, S3};
 pub use self::report::{json_line, Report};
-use self::scan::{Item, LocalFile, Scanner};
+use self::scan::LocalFile;
 use self::state::Indexes;
 use crate::ignore::IgnoreRules;
 use crate::s3::{Client, Transfer};
@@ -68,8 +70,6 @@ pub struct Names {
 /// conditional writes) the lease; what a crash loses since the last one is not transfers but
 /// records, which the next run restores from content (ETag = MD5) without sending the bytes.
 const COMMIT_EVERY: usize = 20_000;
-/// The longest file name ext4, xfs, btrfs and most others take, in bytes.
-const NAME_MAX: usize = 255;
 const COMMIT_SECS: u64 = 30;
 
 /// Sync one target. `Err` means the target could not be synced at all (exit 2);
@@ -237,40 +237,6 @@ struct Run<'a> {
     tally: guard::Tally,
 }
 
-/// The next key of either index after `after`.
-fn next_index_key(idx: &Indexes, after: Option<&str>) -> Option<String> {
-    use std::ops::Bound::{Excluded, Unbounded};
-    let bound = match after {
-        Some(a) => (Excluded(a), Unbounded),
-        None => (Unbounded, Unbounded),
-    };
-    let l = idx.local.range::<str, _>(bound).next().map(|(k, _)| k);
-    let r = idx.remote.range::<str, _>(bound).next().map(|(k, _)| k);
-    match (l, r) {
-        (Some(a), Some(b)) => Some(a.min(b).clone()),
-        (a, b) => a.or(b).cloned(),
-    }
-}
-
-/// Notices are logged as the walk meets them; the rest goes to the plan.
-fn noticed(item: Item) -> Option<Item> {
-    match item {
-        Item::Notice(n) => {
-            crate::warn!("{n}");
-            None
-        }
-        item => Some(item),
-    }
-}
-
-fn item_key(i: &Item) -> &str {
-    match i {
-        Item::File(f) => &f.key,
-        Item::Skipped { key, .. } => key,
-        Item::Notice(_) => "",
-    }
-}
-
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Ask running syncs to stop planning: transfers in flight finish, the indexes are committed,
@@ -292,112 +258,29 @@ impl Run<'_> {
         root: &Path,
         rules: Arc<IgnoreRules>,
     ) -> Result<Vec<Job>, String> {
-        // The local walk runs on a blocking thread and streams into a bounded channel.
-        let scanner = Scanner::new(root, rules.clone())?
-            .follow_symlinks(self.opts.follow_symlinks)
-            .clean_temp(!self.opts.dry_run);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(1024);
-        let walker = if self.opts.inline {
-            // The simulation's small trees: the whole walk now, in this thread (see `Ctx::blocking`).
-            let items: Vec<Item> = scanner.filter_map(noticed).collect();
-            let (all, all_rx) = tokio::sync::mpsc::channel::<Item>(items.len().max(1));
-            for item in items {
-                all.try_send(item).expect("room for the whole walk");
-            }
-            (rx, _) = (all_rx, tx);
-            tokio::spawn(async {})
-        } else {
-            tokio::task::spawn_blocking(move || {
-                for item in scanner.filter_map(noticed) {
-                    if tx.blocking_send(item).is_err() {
-                        return;
-                    }
-                }
-            })
-        };
-        let mut lister = Lister::new(client, prefix, None);
-        let mut local = rx.recv().await;
-        let mut remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
-        let mut ikey = next_index_key(idx, None);
-        let mut deferred = Vec::new();
         let leave_alone = (!self.opts.exclude.is_empty()).then(|| {
-            let lines: Vec<String> =
-                self.opts.exclude.iter().cloned().chain(self.opts.include.iter().map(|p| format!("!{p}"))).collect();
-            IgnoreRules::parse(&lines.join("\n"))
+            let negated = self.opts.include.iter().map(|p| format!("!{p}"));
+            IgnoreRules::parse(&self.opts.exclude.iter().cloned().chain(negated).collect::<Vec<_>>().join("\n"))
         });
-        // Keys the walk could not see (and all below them): never planned, so never deleted.
-        let mut blocked: Vec<String> = Vec::new();
-        loop {
-            if interrupted() {
-                break;
-            }
-            let key = [local.as_ref().map(item_key), remote.as_ref().map(|(k, _)| k.as_str()), ikey.as_deref()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(str::to_string);
-            let Some(key) = key else { break };
-            let mut lf = None;
-            if local.as_ref().is_some_and(|i| item_key(i) == key) {
-                match local.take() {
-                    Some(Item::File(f)) => {
-                        self.tally.local_files += 1;
-                        lf = Some(f);
-                    }
-                    // The root itself failed mid-walk: what it holds is unknown, and taking it
-                    // for empty would delete everything on S3.
-                    Some(Item::Skipped { key, reason, .. }) if key.is_empty() => return Err(reason),
-                    Some(Item::Skipped { key, reason, error }) => {
-                        crate::warn!("{reason}");
-                        if error {
-                            self.report.errors += 1;
-                        }
-                        blocked.push(key);
-                    }
-                    _ => {}
-                }
-                local = rx.recv().await;
-            }
-            let ro = match remote.take_if(|(k, _)| *k == key) {
-                Some((_, o)) => {
-                    self.tally.remote_files += 1;
-                    remote = self.next_remote(&mut lister, prefix, &rules, idx).await?;
-                    Some(o)
-                }
-                None => None,
-            };
-            if ikey.as_deref() == Some(key.as_str()) {
-                ikey = next_index_key(idx, Some(&key));
-            }
-            // Keys come in order: a block is over once the key sorts after everything below it.
-            blocked.retain(|b| {
-                let below = format!("{b}/");
-                key.as_str() <= below.as_str() || key.starts_with(&below)
-            });
-            if blocked.iter().any(|b| key == *b || key.starts_with(&format!("{b}/"))) {
-                continue;
-            }
-            if key == ".syncignore" {
-                continue; // settled before the rules were read (see `run`)
-            }
-            // `--exclude` / `--include`: left alone this run, neither sides' copy touched (a
-            // .syncignore rule, by contrast, deletes the synced copy on S3).
-            if leave_alone.as_ref().is_some_and(|r| r.is_ignored(&key, false)) {
-                continue;
-            }
-            let (li, ri) = (idx.local.get(&key).copied(), idx.remote.get(&key).copied());
-            if rules.is_ignored(&key, false) && li.is_none_or(|e| e.is_tombstone()) {
-                continue; // ignored and never synced from here (see `next_remote`)
-            }
-            self.plan_key(idx, &key, lf, ro, li, ri, &mut deferred).await?;
+        let walk = merge::Walk {
+            follow_symlinks: self.opts.follow_symlinks,
+            clean_temp: !self.opts.dry_run,
+            inline: self.opts.inline,
+        };
+        let mut merge = merge::Merge::start(client, prefix, root, rules, leave_alone, walk, idx).await?;
+        let mut deferred = Vec::new();
+        while !interrupted() {
+            let Some(seen) = merge.next(idx).await? else { break };
+            let (li, ri) = (idx.local.get(&seen.key).copied(), idx.remote.get(&seen.key).copied());
+            self.plan_key(idx, &seen.key, seen.local, seen.remote, li, ri, &mut deferred).await?;
             while let Some(job) = self.followups.pop() {
                 self.dispatch(job, idx).await?;
             }
         }
-        drop(rx);
-        // A walk that died early looked like a folder that ends there: everything after would
-        // have been planned as deleted locally. Those plans are held; the error drops them.
-        walker.await.map_err(|e| format!("scanning {}: {e}", root.display()))?;
+        self.tally.local_files += merge.local_files;
+        self.tally.remote_files += merge.remote_files;
+        self.report.errors += merge.errors;
+        merge.finish().await.map_err(|e| format!("{}: {e}", root.display()))?;
         Ok(deferred)
     }
 
@@ -413,44 +296,6 @@ impl Run<'_> {
         let ro = self.ctx.remote.head(&remote_key).await.map_err(|e| e.to_string())?;
         let (li, ri) = (idx.local.get(key).copied(), idx.remote.get(key).copied());
         self.plan_key(idx, key, lf, ro, li, ri, deferred).await
-    }
-
-    /// Next remote object as (relative key, object). Keys matching .syncignore are skipped
-    /// unless this machine synced them before: then they stay visible so the sync deletes the
-    /// remote copy (S4's documented behaviour for newly ignored files; the local file stays).
-    async fn next_remote(
-        &self,
-        lister: &mut Lister<'_>,
-        prefix: &str,
-        rules: &IgnoreRules,
-        idx: &Indexes,
-    ) -> Result<Option<(String, Meta)>, String> {
-        while let Some((key, o)) = lister.next().await.map_err(|e| e.to_string())? {
-            let Some(rel) = key.strip_prefix(prefix) else { continue };
-            if rel.is_empty() || crate::ignore::is_reserved(rel) {
-                continue;
-            }
-            if rel.ends_with('/') && o.size == 0 {
-                continue; // a folder marker (the console's "Create folder"): folders come with their files
-            }
-            if !crate::fsutil::is_safe_key(rel) {
-                crate::warn!("Skipping {}: not a safe relative path for a local file", self.ctx.remote.uri(&key));
-                continue;
-            }
-            if let Some(long) = rel.split('/').find(|c| c.len() > NAME_MAX) {
-                crate::warn!(
-                    "Skipping {}: name too long for a local file (a part is {} bytes; filesystems allow {NAME_MAX})",
-                    self.ctx.remote.uri(&key),
-                    long.len()
-                );
-                continue;
-            }
-            if rules.is_ignored(rel, false) && idx.local.get(rel).is_none_or(|e| e.is_tombstone()) {
-                continue;
-            }
-            return Ok(Some((rel.to_string(), o)));
-        }
-        Ok(None)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -300,3 +300,87 @@ struct Pending {
     /// The local record before the upload, restored if the object turns out not to be ours.
     local_before: Option<Entry>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sim::bucket::{Behaviour, Bucket, Handle};
+    use crate::sim::sched::Sched;
+
+    fn store() -> Handle {
+        let b = Behaviour { conditional_put: true, conditional_delete: true, list_etags: true, page: 1000, faults: 0 };
+        Handle::new(Arc::new(Bucket::new(b, Arc::new(Sched::free()))), 0)
+    }
+
+    fn e(lm: f64, stamp: f64, etag: &str) -> Entry {
+        Entry::new(Some(lm), Some(stamp), Some(Etag::parse(etag)))
+    }
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    /// Write `index` as the remote index another machine committed.
+    async fn commit_as_other(s: &Handle, index: &Index) {
+        s.put_bytes("p/.index", Bytes::from(index::encode(index)), &PutOptions::default()).await.unwrap();
+    }
+
+    /// The index merge after a 412 (issue 10: the riskiest logic had no unit test): keys only
+    /// the other machine changed keep its entry; keys only we changed keep ours; a key we
+    /// downloaded that it re-recorded under another stamp, same ETag, adopts its stamp; the
+    /// same LastModified with another ETag is another version and is not adopted.
+    #[tokio::test]
+    async fn merge_after_412_keeps_both_machines_changes() {
+        let s = store();
+        let dir = tempfile::tempdir().unwrap();
+        let base: Index = [("theirs", e(10.0, 10.0, A)), ("ours", e(10.0, 10.0, A)), ("both", e(10.0, 10.0, A))]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        commit_as_other(&s, &base).await;
+        let mut idx = Indexes::load(&s, dir.path(), "p/").await.unwrap();
+        // We: upload a new version of "ours"; download a version of "both" that the other
+        // machine uploaded (same ETag B), recorded under our stamp 21; and "same-second",
+        // downloaded as ETag A at LastModified 30.
+        idx.set("ours", e(20.0, 20.0, B), e(20.0, 20.0, B));
+        idx.set("both", e(21.0, 21.0, B), e(20.0, 21.0, B));
+        idx.mark_adoptable("both");
+        idx.set("same-second", e(30.0, 30.0, A), e(30.0, 30.0, A));
+        idx.mark_adoptable("same-second");
+        // They: changed "theirs", recorded "both" (their upload, ETag B) under stamp 25, and
+        // "same-second" as ETag B at the same LastModified.
+        let mut other = base.clone();
+        other.insert("theirs".into(), e(15.0, 15.0, B));
+        other.insert("both".into(), e(20.0, 25.0, B));
+        other.insert("same-second".into(), e(30.0, 31.0, B));
+        commit_as_other(&s, &other).await;
+        idx.merge_newer(&s).await.unwrap();
+        assert_eq!(idx.remote["theirs"], e(15.0, 15.0, B), "their change kept");
+        assert_eq!(idx.remote["ours"], e(20.0, 20.0, B), "our change kept");
+        assert_eq!(idx.remote["both"], e(20.0, 25.0, B), "their stamp for the same version");
+        assert_eq!(idx.local["both"].remote_timestamp, Some(25.0), "our record adopts it");
+        assert_eq!(idx.remote["same-second"], e(30.0, 30.0, A), "another version: ours stands");
+        assert_eq!(idx.local["same-second"].remote_timestamp, Some(30.0));
+    }
+
+    /// Issue 10, scenario 1: our upload is deleted (or replaced) on S3 before our commit. The
+    /// record is undone, never left shaped like a tombstone: the next run then sees the local
+    /// file as changed and reports a conflict instead of deleting it.
+    #[tokio::test]
+    async fn upload_deleted_before_commit_is_unrecorded_not_a_tombstone() {
+        let s = store();
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = Indexes::load(&s, dir.path(), "p/").await.unwrap();
+        let before = e(5.0, 5.0, A);
+        idx.local.insert("f".into(), before);
+        idx.remote.insert("f".into(), before);
+        let etag = s.put_bytes("p/f", Bytes::from_static(b"new"), &PutOptions::default()).await.unwrap();
+        idx.set_uploaded("f", 9.0, 9.0, etag);
+        s.delete("p/f", None).await.unwrap(); // another machine's delete
+        idx.commit(&s, "p/").await.unwrap();
+        assert_eq!(idx.local["f"], before, "the local record is what it was");
+        let remote = index::decode(&s.get_bytes("p/.index").await.unwrap().unwrap().0).unwrap();
+        assert_eq!(remote["f"], before, "the remote index never says our upload was synced");
+    }
+}

@@ -1,0 +1,243 @@
+//! The merge: three sorted streams (the local walk, the S3 listing, the two indexes) joined by
+//! key into one observation per key, in key order (DESIGN.md: merge → plan → pool). Memory holds
+//! one listing page and a bounded channel of the walk, whatever the tree's size.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::remote::{Lister, Meta, Remote};
+use super::scan::{Item, LocalFile, Scanner};
+use super::state::Indexes;
+use crate::ignore::IgnoreRules;
+
+/// The longest file name ext4, xfs, btrfs and most others take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// What is known of one key: the local file and the S3 object, each if present (the indexes
+/// are looked up by the planner, which also changes them).
+pub struct Observation {
+    pub key: String,
+    pub local: Option<LocalFile>,
+    pub remote: Option<Meta>,
+}
+
+pub struct Merge<'r> {
+    remote: &'r dyn Remote,
+    prefix: String,
+    rules: Arc<IgnoreRules>,
+    /// `--exclude` / `--include`: keys left alone this run.
+    leave_alone: Option<IgnoreRules>,
+    rx: tokio::sync::mpsc::Receiver<Item>,
+    walker: tokio::task::JoinHandle<()>,
+    lister: Lister<'r>,
+    local: Option<Item>,
+    listed: Option<(String, Meta)>,
+    indexed: Option<String>,
+    /// Keys the walk could not see (and all below them): never planned, so never deleted.
+    blocked: Vec<String>,
+    pub local_files: u64,
+    pub remote_files: u64,
+    /// Files the walk failed to read (each already reported).
+    pub errors: u64,
+}
+
+/// How the walk runs: on a blocking thread streaming into a bounded channel; or, in the
+/// simulation (`inline`), whole and at once in this thread (see `Ctx::blocking`).
+pub struct Walk {
+    pub follow_symlinks: bool,
+    pub clean_temp: bool,
+    pub inline: bool,
+}
+
+impl<'r> Merge<'r> {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start(
+        remote: &'r dyn Remote,
+        prefix: &str,
+        root: &Path,
+        rules: Arc<IgnoreRules>,
+        leave_alone: Option<IgnoreRules>,
+        walk: Walk,
+        idx: &Indexes,
+    ) -> Result<Merge<'r>, String> {
+        let scanner =
+            Scanner::new(root, rules.clone())?.follow_symlinks(walk.follow_symlinks).clean_temp(walk.clean_temp);
+        let (rx, walker) = if walk.inline {
+            let items: Vec<Item> = scanner.filter_map(noticed).collect();
+            let (all, rx) = tokio::sync::mpsc::channel::<Item>(items.len().max(1));
+            for item in items {
+                all.try_send(item).expect("room for the whole walk");
+            }
+            (rx, tokio::spawn(async {}))
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Item>(1024);
+            let walker = tokio::task::spawn_blocking(move || {
+                for item in scanner.filter_map(noticed) {
+                    if tx.blocking_send(item).is_err() {
+                        return;
+                    }
+                }
+            });
+            (rx, walker)
+        };
+        let mut m = Merge {
+            remote,
+            prefix: prefix.to_string(),
+            rules,
+            leave_alone,
+            rx,
+            walker,
+            lister: Lister::new(remote, prefix, None),
+            local: None,
+            listed: None,
+            indexed: next_index_key(idx, None),
+            blocked: Vec::new(),
+            local_files: 0,
+            remote_files: 0,
+            errors: 0,
+        };
+        m.local = m.rx.recv().await;
+        m.listed = m.next_listed(idx).await?;
+        Ok(m)
+    }
+
+    /// The next key to plan, in key order; `None` at the end.
+    pub async fn next(&mut self, idx: &Indexes) -> Result<Option<Observation>, String> {
+        loop {
+            let key = [
+                self.local.as_ref().map(item_key),
+                self.listed.as_ref().map(|(k, _)| k.as_str()),
+                self.indexed.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(str::to_string);
+            let Some(key) = key else { return Ok(None) };
+            let mut local = None;
+            if self.local.as_ref().is_some_and(|i| item_key(i) == key) {
+                match self.local.take() {
+                    Some(Item::File(f)) => {
+                        self.local_files += 1;
+                        local = Some(f);
+                    }
+                    // The root itself failed mid-walk: what it holds is unknown, and taking it
+                    // for empty would delete everything on S3.
+                    Some(Item::Skipped { key, reason, .. }) if key.is_empty() => return Err(reason),
+                    Some(Item::Skipped { key, reason, error }) => {
+                        crate::warn!("{reason}");
+                        self.errors += u64::from(error);
+                        self.blocked.push(key);
+                    }
+                    _ => {}
+                }
+                self.local = self.rx.recv().await;
+            }
+            let remote = match self.listed.take_if(|(k, _)| *k == key) {
+                Some((_, o)) => {
+                    self.remote_files += 1;
+                    self.listed = self.next_listed(idx).await?;
+                    Some(o)
+                }
+                None => None,
+            };
+            if self.indexed.as_deref() == Some(key.as_str()) {
+                self.indexed = next_index_key(idx, Some(&key));
+            }
+            // Keys come in order: a block is over once the key sorts after everything below it.
+            self.blocked.retain(|b| {
+                let below = format!("{b}/");
+                key.as_str() <= below.as_str() || key.starts_with(&below)
+            });
+            if self.blocked.iter().any(|b| key == *b || key.starts_with(&format!("{b}/"))) {
+                continue;
+            }
+            if key == ".syncignore" {
+                continue; // settled before the rules were read (see `run`)
+            }
+            // Left alone this run, neither side's copy touched (a .syncignore rule, by
+            // contrast, deletes the synced copy on S3).
+            if self.leave_alone.as_ref().is_some_and(|r| r.is_ignored(&key, false)) {
+                continue;
+            }
+            if self.rules.is_ignored(&key, false) && idx.local.get(&key).is_none_or(|e| e.is_tombstone()) {
+                continue; // ignored and never synced from here (see `next_listed`)
+            }
+            return Ok(Some(Observation { key, local, remote }));
+        }
+    }
+
+    /// The walk must have ended by itself: one that died early looked like a folder that ends
+    /// there, and everything after would have been planned as deleted locally (those plans are
+    /// held until here; the error drops them).
+    pub async fn finish(self) -> Result<(), String> {
+        drop(self.rx);
+        self.walker.await.map_err(|e| format!("scanning the folder: {e}"))
+    }
+
+    /// Next remote object as (relative key, object). Keys matching .syncignore are skipped
+    /// unless this machine synced them before: then they stay visible so the sync deletes the
+    /// remote copy (S4's documented behaviour for newly ignored files; the local file stays).
+    async fn next_listed(&mut self, idx: &Indexes) -> Result<Option<(String, Meta)>, String> {
+        while let Some((key, o)) = self.lister.next().await.map_err(|e| e.to_string())? {
+            let Some(rel) = key.strip_prefix(self.prefix.as_str()) else { continue };
+            if rel.is_empty() || crate::ignore::is_reserved(rel) {
+                continue;
+            }
+            if rel.ends_with('/') && o.size == 0 {
+                continue; // a folder marker (the console's "Create folder"): folders come with their files
+            }
+            if !crate::fsutil::is_safe_key(rel) {
+                crate::warn!("Skipping {}: not a safe relative path for a local file", self.remote.uri(&key));
+                continue;
+            }
+            if let Some(long) = rel.split('/').find(|c| c.len() > NAME_MAX) {
+                crate::warn!(
+                    "Skipping {}: name too long for a local file (a part is {} bytes; filesystems allow {NAME_MAX})",
+                    self.remote.uri(&key),
+                    long.len()
+                );
+                continue;
+            }
+            if self.rules.is_ignored(rel, false) && idx.local.get(rel).is_none_or(|e| e.is_tombstone()) {
+                continue;
+            }
+            return Ok(Some((rel.to_string(), o)));
+        }
+        Ok(None)
+    }
+}
+
+/// The next key of either index after `after`.
+fn next_index_key(idx: &Indexes, after: Option<&str>) -> Option<String> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let bound = match after {
+        Some(a) => (Excluded(a), Unbounded),
+        None => (Unbounded, Unbounded),
+    };
+    let l = idx.local.range::<str, _>(bound).next().map(|(k, _)| k);
+    let r = idx.remote.range::<str, _>(bound).next().map(|(k, _)| k);
+    match (l, r) {
+        (Some(a), Some(b)) => Some(a.min(b).clone()),
+        (a, b) => a.or(b).cloned(),
+    }
+}
+
+/// Notices are logged as the walk meets them; the rest goes to the plan.
+fn noticed(item: Item) -> Option<Item> {
+    match item {
+        Item::Notice(n) => {
+            crate::warn!("{n}");
+            None
+        }
+        item => Some(item),
+    }
+}
+
+fn item_key(i: &Item) -> &str {
+    match i {
+        Item::File(f) => &f.key,
+        Item::Skipped { key, .. } => key,
+        Item::Notice(_) => "",
+    }
+}
