@@ -138,8 +138,17 @@ impl Client {
             .header("content-type", "application/xml")
             .payload(Payload::Bytes(Bytes::from(xml::complete_multipart_body(parts))));
         let a = self.send_full(&req).await?;
-        xml::parse_complete_multipart(&a.body)
-            .map_err(|e| Error::new("CompleteMultipartUpload", self.uri(key), ErrorKind::Xml(e.to_string())))
+        let etag = xml::parse_complete_multipart(&a.body)
+            .map_err(|e| Error::new("CompleteMultipartUpload", self.uri(key), ErrorKind::Xml(e.to_string())))?;
+        // Ceph RGW 16.2 completes the upload but answers an empty <ETag>: the object's ETag is
+        // the one its parts make (S3's rule, which RGW follows), else what HEAD says.
+        match etag.or_else(|| multipart_etag(parts)) {
+            Some(etag) => Ok(etag),
+            None => self.head(key).await?.and_then(|m| m.etag).ok_or_else(|| {
+                let why = "the store completed the upload but named no ETag, and HEAD shows none".to_string();
+                Error::new("CompleteMultipartUpload", self.uri(key), ErrorKind::Xml(why))
+            }),
+        }
     }
 
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {

@@ -419,10 +419,14 @@ pub fn parse_initiate_multipart(xml: &[u8]) -> Result<String, XmlError> {
     single_field(xml, "InitiateMultipartUploadResult", "UploadId")
 }
 
-/// CompleteMultipartUploadResult → ETag (quotes stripped). NB: S3 may answer 200 with an <Error> body:
+/// CompleteMultipartUploadResult → ETag (quotes stripped), `None` when the store leaves it
+/// empty (Ceph RGW 16.2 answers `<ETag></ETag>`). NB: S3 may answer 200 with an <Error> body:
 /// the caller checks parse_error first; this function returns Err if the root is not CompleteMultipartUploadResult.
-pub fn parse_complete_multipart(xml: &[u8]) -> Result<String, XmlError> {
-    single_field(xml, "CompleteMultipartUploadResult", "ETag").map(|e| strip_quotes(&e))
+pub fn parse_complete_multipart(xml: &[u8]) -> Result<Option<String>, XmlError> {
+    let mut x = Xml::new(xml);
+    x.expect_root("CompleteMultipartUploadResult")?;
+    let [etag] = x.fields(["ETag"])?;
+    Ok(etag.map(|e| strip_quotes(&e)).and_then(non_empty))
 }
 
 /// DeleteResult → (deleted keys, failures)
