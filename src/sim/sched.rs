@@ -80,6 +80,12 @@ impl Sched {
         self.waiting.lock().unwrap().len()
     }
 
+    /// The positions of the waiting calls not of machine `except`.
+    pub fn waiting_except(&self, except: Option<usize>) -> Vec<usize> {
+        let w = self.waiting.lock().unwrap();
+        (0..w.len()).filter(|i| Some(w[*i].machine) != except).collect()
+    }
+
     /// Let the `pick`-th waiting call go. `false` when its machine was killed meanwhile.
     pub fn grant(&self, pick: usize) -> bool {
         let w = self.waiting.lock().unwrap().remove(pick);

@@ -32,6 +32,8 @@ struct Written {
 }
 
 struct Machine {
+    /// What was present (path, content) when its running sync started.
+    started_with: BTreeSet<(String, String)>,
     root: PathBuf,
     remote: Arc<Handle>,
     running: Option<tokio::task::JoinHandle<Result<Report, String>>>,
@@ -45,10 +47,15 @@ pub struct World {
     tmp: PathBuf,
     /// Every write and deletion a user made (deletions have an empty content).
     history: Vec<Written>,
-    /// Paths a sync reported a conflict for, with the step its report came in.
-    conflicts: Vec<(String, u64)>,
+    /// Versions a conflict excuses: at a path a sync reported a conflict for, the contents
+    /// present anywhere when that sync started (the versions it could have weighed; a version
+    /// written later is not excused by it).
+    excused: BTreeSet<(String, String)>,
     counter: u64,
     steps: u64,
+    /// A machine that stands still (a suspended laptop, a stalled link) until a step, while the
+    /// clock runs and the others go on: leases must lapse, not be revived.
+    frozen: Option<(usize, u64)>,
 }
 
 /// Why a seed failed, with what happened last.
@@ -67,7 +74,12 @@ impl World {
             .map(|i| {
                 let root = tmp.path().join(format!("m{i}")).join("folder");
                 std::fs::create_dir_all(&root).expect("machine folder");
-                Machine { root, remote: Arc::new(Handle::new(bucket.clone(), i)), running: None }
+                Machine {
+                    started_with: BTreeSet::new(),
+                    root,
+                    remote: Arc::new(Handle::new(bucket.clone(), i)),
+                    running: None,
+                }
             })
             .collect();
         let path = tmp.path().to_path_buf();
@@ -78,9 +90,10 @@ impl World {
             _tmp: tmp,
             tmp: path,
             history: Vec::new(),
-            conflicts: Vec::new(),
+            excused: BTreeSet::new(),
             counter: 0,
             steps: 0,
+            frozen: None,
         }
     }
 
@@ -112,7 +125,9 @@ impl World {
     }
 
     fn start(&mut self, m: usize, keep: Option<Keep>) {
+        let present = self.present();
         let machine = &mut self.machines[m];
+        machine.started_with = present;
         let (remote, root) = (machine.remote.clone(), machine.root.clone());
         let names = Names {
             name: format!("m{m}"),
@@ -138,8 +153,9 @@ impl World {
         for (i, r) in &done {
             match r {
                 Ok(rep) => {
-                    let step = self.steps;
-                    self.conflicts.extend(rep.conflicts.iter().map(|k| (k.clone(), step)));
+                    let seen = &self.machines[*i].started_with;
+                    let excused = seen.iter().filter(|(p, _)| rep.conflicts.contains(p)).cloned();
+                    self.excused.extend(excused.collect::<Vec<_>>());
                     self.sched.note(format!("m{i} sync ends: {}", summary(rep)));
                 }
                 Err(e) => self.sched.note(format!("m{i} sync fails: {e}")),
@@ -180,11 +196,17 @@ impl World {
         self.steps += 1;
         Self::settle().await;
         self.reap().await;
+        if self.frozen.is_some_and(|(_, until)| self.steps >= until) {
+            self.frozen = None;
+        }
         let r = self.sched.draw(100);
-        let waiting = self.sched.waiting();
-        if waiting > 0 && r < 70 {
-            let pick = self.sched.draw(waiting);
+        let waiting = self.sched.waiting_except(self.frozen.map(|(m, _)| m));
+        if !waiting.is_empty() && r < 70 {
+            let pick = waiting[self.sched.draw(waiting.len())];
             self.sched.grant(pick);
+        } else if self.frozen.is_some() && r < 80 {
+            // While one machine stands still, time runs for all.
+            tokio::time::sleep(Duration::from_secs(5 + self.sched.draw(15) as u64)).await;
         } else if r < 82 {
             let m = self.sched.draw(self.machines.len());
             self.user_action(m);
@@ -193,9 +215,13 @@ impl World {
             if self.machines[m].running.is_none() {
                 self.start(m, None);
             }
-        } else if r < 98 {
+        } else if r < 97 {
             let m = self.sched.draw(self.machines.len());
             self.kill(m);
+        } else if r < 98 && self.frozen.is_none() {
+            let m = self.sched.draw(self.machines.len());
+            self.frozen = Some((m, self.steps + 5 + self.sched.draw(20) as u64));
+            self.sched.note(format!("m{m} freezes"));
         } else {
             tokio::time::sleep(Duration::from_millis(self.sched.draw(3000) as u64)).await;
         }
@@ -384,16 +410,16 @@ impl World {
         }
         for w in self.history.iter().filter(|w| !w.content.is_empty()) {
             let key = (w.path.clone(), w.content.clone());
-            // A conflict excuses only versions that existed when it was reported.
             if present.contains(&key)
                 || superseded.contains(&(w.path.as_str(), w.content.as_str()))
-                || self.conflicts.iter().any(|(p, step)| *p == w.path && *step >= w.step)
+                || self.excused.contains(&key)
             {
                 continue;
             }
             return Err(self.fail(format!(
-                "lost: {} = {} is on no machine and not on S3, no one replaced it knowingly, and no conflict named it",
-                w.path, w.content
+                "lost: {} = {} (written at step {}) is on no machine and not on S3, no one replaced it knowingly, and \
+                 no conflict named it",
+                w.path, w.content, w.step
             )));
         }
         Ok(())

@@ -175,6 +175,9 @@ impl Ctx {
         // If-Match in a versioned bucket (the lease and the HEAD above guard those stores).
         let (if_match, if_none_match) = match (job.remote_lm, self.caps.conditional_put) {
             (_, false) => (None, false),
+            (Some(_), true) if expected.is_none() => {
+                return Err(Retry::Fail(format!("{key}: S3 names no ETag for it, so it cannot be replaced safely")))
+            }
             (Some(_), true) => (expected, false),
             (None, true) => (None, true),
         };
@@ -391,6 +394,13 @@ impl Ctx {
         }
         let (jobs, items): (Vec<Job>, Vec<(String, Option<String>)>) =
             items.into_iter().map(|(j, tag)| (self.remote_key(&j.key), tag, j)).map(|(k, t, j)| (j, (k, t))).unzip();
+        // The lease, once more right before the batch goes (the HEADs above took a while).
+        if let Some(Err(e)) = self.lease.as_ref().map(|l| l.check()) {
+            let mut outcomes: Vec<Outcome> =
+                jobs.into_iter().map(|job| Outcome { job, result: Err(e.clone()) }).collect();
+            outcomes.extend(refused);
+            return outcomes;
+        }
         let mut outcomes = self.delete_batch(jobs, &items).await;
         outcomes.extend(refused);
         outcomes

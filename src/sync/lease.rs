@@ -17,9 +17,8 @@
 //! its check and the write that follows (README: "What stores without conditional writes risk").
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -36,10 +35,29 @@ const RENEW: Duration = Duration::from_secs(15);
 pub struct Lease {
     remote: Arc<dyn Remote>,
     key: String,
-    /// When the intent was last written, in ms since `epoch`.
-    renewed: Arc<AtomicU64>,
-    epoch: Instant,
+    held: Arc<Mutex<Held>>,
     renewer: tokio::task::JoinHandle<()>,
+}
+
+/// When the intent was last written, by two clocks (a suspended laptop's monotonic clock
+/// stands still), and whether the lease was lost for good.
+struct Held {
+    renewed: (Instant, SystemTime),
+    /// The ETag of our intent as last written: a takeover deletes or replaces it.
+    etag: Option<String>,
+    lost: bool,
+}
+
+impl Held {
+    /// Is the last renewal too old to write on? Once it is, the lease stays lost: a waiter
+    /// may have taken over meanwhile, and a later renewal would only hide that.
+    fn lapsed(&mut self) -> bool {
+        let wall = SystemTime::now().duration_since(self.renewed.1).unwrap_or(Duration::ZERO);
+        if Instant::now().duration_since(self.renewed.0) >= TTL / 2 || wall >= TTL / 2 {
+            self.lost = true;
+        }
+        self.lost
+    }
 }
 
 impl Drop for Lease {
@@ -54,18 +72,6 @@ fn patience() -> Duration {
     Duration::from_secs(secs.unwrap_or(600))
 }
 
-/// This machine's folder, as a name for lease intents: a hash of the host name and the
-/// folder's path.
-pub fn folder_id(root: &std::path::Path) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let path = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in host.trim().bytes().chain([0]).chain(path.to_string_lossy().bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 /// A small deterministic jitter from the token and the attempt: no randomness source needed,
 /// and machines with different tokens back off differently.
 fn jitter(token: &str, attempt: u32, max_ms: u64) -> Duration {
@@ -77,27 +83,32 @@ fn jitter(token: &str, attempt: u32, max_ms: u64) -> Duration {
 }
 
 impl Lease {
-    /// `folder` names this machine's folder (see [`folder_id`]): an intent of the same folder
-    /// is a dead run's, since the folder's `.s4lock` is ours now, and goes at once (a killed
-    /// daemon must not make its own restart wait out the TTL). `token` names this run.
-    pub async fn acquire(remote: Arc<dyn Remote>, prefix: &str, folder: &str, token: &str) -> Result<Lease, String> {
+    /// `left_behind` is the token a killed run of this folder left in its `.s4lock`: its
+    /// intent goes at once (the folder's lock is ours now, so that run is dead; a killed daemon
+    /// must not make its own restart wait out the TTL). `token` names this run.
+    pub async fn acquire(
+        remote: Arc<dyn Remote>,
+        prefix: &str,
+        left_behind: Option<&str>,
+        token: &str,
+    ) -> Result<Lease, String> {
         let dir = format!("{prefix}{INTENT}");
-        let ours = format!("{dir}{folder}.");
-        let key = format!("{ours}{token}");
+        let key = format!("{dir}{token}");
+        let dead = left_behind.map(|t| format!("{dir}{t}"));
         let deadline = Instant::now() + patience();
         // Each other intent as last seen, and since when (by our clock) it has not changed.
         let mut seen: HashMap<String, (super::remote::Meta, Instant)> = HashMap::new();
         let mut said = false;
         for attempt in 0u32.. {
-            let wrote = Instant::now();
-            write_intent(&*remote, &key, token, attempt).await?;
+            let wrote = (Instant::now(), SystemTime::now());
+            let etag = write_intent(&*remote, &key, token, attempt).await?;
             let mut live = Vec::new();
             let mut lister = Lister::new(&*remote, &dir, None);
             while let Some((k, m)) = lister.next().await.map_err(|e| e.to_string())? {
                 if k == key {
                     continue;
                 }
-                if k.starts_with(&ours) {
+                if dead.as_deref() == Some(k.as_str()) {
                     crate::debug!("{}: left by an earlier run of this folder; removed", remote.uri(&k));
                     let _ = remote.delete(&k, None).await;
                     continue;
@@ -121,11 +132,9 @@ impl Lease {
             }
             if live.is_empty() {
                 // Held since before our intent was written: no waiter saw it earlier.
-                let epoch = wrote;
-                let renewed = Arc::new(AtomicU64::new(0));
-                let renewer =
-                    tokio::spawn(renew(remote.clone(), key.clone(), token.to_string(), renewed.clone(), epoch));
-                return Ok(Lease { remote, key, renewed, epoch, renewer });
+                let held = Arc::new(Mutex::new(Held { renewed: wrote, etag, lost: false }));
+                let renewer = tokio::spawn(renew(remote.clone(), key.clone(), token.to_string(), held.clone()));
+                return Ok(Lease { remote, key, held, renewer });
             }
             // Step aside, so that two contenders seeing each other do not wait for ever.
             let _ = remote.delete(&key, None).await;
@@ -153,13 +162,12 @@ impl Lease {
     /// May this machine still write? Only while its last renewal is recent enough that no
     /// waiter can have taken the lease over (see the module's doc).
     pub fn check(&self) -> Result<(), String> {
-        let renewed = self.epoch + Duration::from_millis(self.renewed.load(Ordering::Relaxed));
-        if Instant::now().duration_since(renewed) < TTL / 2 {
+        if !self.held.lock().unwrap().lapsed() {
             return Ok(());
         }
         Err(format!(
-            "the lease {} could not be renewed for {} s; stopped writing so another machine's sync cannot be \
-             overwritten (run sync again)",
+            "the lease {} was not renewed within {} s (or another machine took it over); stopped writing so \
+             another machine's sync cannot be overwritten (run sync again)",
             self.remote.uri(&self.key),
             (TTL / 2).as_secs()
         ))
@@ -171,20 +179,50 @@ impl Lease {
     }
 }
 
-async fn write_intent(remote: &dyn Remote, key: &str, token: &str, seq: u32) -> Result<(), String> {
+async fn write_intent(remote: &dyn Remote, key: &str, token: &str, seq: u32) -> Result<Option<String>, String> {
     // The body changes with every write, so waiters see the ETag move while it is renewed.
     let body = bytes::Bytes::from(format!("{token} {seq}\n"));
-    remote.put_bytes(key, body, &PutOptions::default()).await.map(|_| ()).map_err(|e| e.to_string())
+    remote.put_bytes(key, body, &PutOptions::default()).await.map_err(|e| e.to_string())
 }
 
-async fn renew(remote: Arc<dyn Remote>, key: String, token: String, renewed: Arc<AtomicU64>, epoch: Instant) {
+/// Rewrite the intent every `RENEW` while held. A renewal comes too late once the last one is
+/// `TTL / 2` old, or finds the intent gone or changed (taken over): the lease is then lost for
+/// the rest of the run, never silently revived (found by review: a renewal after a lapse made
+/// two holders).
+async fn renew(remote: Arc<dyn Remote>, key: String, token: String, held: Arc<Mutex<Held>>) {
     for seq in 1_000_000u32.. {
         tokio::time::sleep(RENEW).await;
-        let started = Instant::now();
+        let started = (Instant::now(), SystemTime::now());
+        let expected = {
+            let mut h = held.lock().unwrap();
+            if h.lapsed() {
+                break;
+            }
+            h.etag.clone()
+        };
+        let still_ours = match remote.head(&key).await {
+            Ok(Some(m)) => expected.is_none() || m.etag == expected,
+            Ok(None) => false,
+            Err(e) => {
+                crate::warn!("renewing the lease {}: {e}", remote.uri(&key));
+                continue;
+            }
+        };
+        if !still_ours {
+            held.lock().unwrap().lost = true;
+            break;
+        }
         match write_intent(&*remote, &key, &token, seq).await {
             // Counted from before the write: a waiter cannot have seen it earlier than that.
-            Ok(()) => renewed.store(started.duration_since(epoch).as_millis() as u64, Ordering::Relaxed),
+            Ok(etag) => {
+                let mut h = held.lock().unwrap();
+                if !h.lapsed() {
+                    h.renewed = started;
+                    h.etag = etag;
+                }
+            }
             Err(e) => crate::warn!("renewing the lease {}: {e}", remote.uri(&key)),
         }
     }
+    crate::warn!("lost the lease {}: this run writes nothing more", remote.uri(&key));
 }

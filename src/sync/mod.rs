@@ -92,7 +92,14 @@ pub async fn run_on(
     if !root.exists() && !opts.dry_run {
         std::fs::create_dir_all(root).map_err(|e| format!("creating local folder {}: {e}", root.display()))?;
     }
-    let _lock = if opts.dry_run { None } else { Some(lock(root)?) };
+    let token = remote.token();
+    let (_lock, left_behind) = match opts.dry_run {
+        true => (None, None),
+        false => {
+            let (l, left) = lock(root, &token)?;
+            (Some(l), left)
+        }
+    };
     // Read first: a missing bucket or wrong keys fail here with a clear message, before any
     // probe object is written.
     let mut idx = Indexes::load(client, root, prefix).await?;
@@ -103,20 +110,18 @@ pub async fn run_on(
     let (caps, lease) = match opts.dry_run {
         true => (stores::Caps::default(), None),
         false => {
-            let token = remote.token();
             let caps = stores::capabilities(client, prefix, &token).await?;
             let lease = match caps.conditional_put && caps.conditional_delete {
                 true => None,
                 false => {
-                    let folder = lease::folder_id(root);
-                    Some(Arc::new(lease::Lease::acquire(remote.clone(), prefix, &folder, &token).await?))
+                    Some(Arc::new(lease::Lease::acquire(remote.clone(), prefix, left_behind.as_deref(), &token).await?))
                 }
             };
             (caps, lease)
         }
     };
     if !opts.dry_run {
-        idx.guard(client, caps.conditional_put, lease.is_some()).await?;
+        idx.guard(client, caps.conditional_put, lease.clone()).await?;
     }
     let result = run_guarded(remote.clone(), idx, prefix, root, names, opts, caps, lease.clone()).await;
     if let Some(lease) = lease {

@@ -163,12 +163,14 @@ pub fn decide(l: Side, r: Side) -> Decision {
             // Both indexes name their version and the names differ: S3 holds what the remote
             // index names (its side is unchanged), so S3 moved on since this machine synced,
             // written by a machine that saw our version (conditional writes, or the lease).
-            // Take it, whatever the stamps say: stamps come from clocks and can collide or run
-            // backwards (issue 10, scenario 3; a touched file re-uploaded over a newer edit,
-            // found by the simulation).
-            (_, Some(b)) if l.version.zip(r.version).is_some_and(|(x, y)| x != y) => {
-                D::Download { kind: Kind::Update, ts: b }
-            }
+            // Never upload ours back over it (a touched file re-uploaded over a newer edit,
+            // found by the simulation); take it where its stamp is not older (issue 10,
+            // scenario 3: one stamp, two versions); else ask, in case a writer did not see
+            // ours after all (a lease that failed: defence in depth, from review).
+            (Some(a), Some(b)) if l.version.zip(r.version).is_some_and(|(x, y)| x != y) => match a <= b {
+                true => D::Download { kind: Kind::Update, ts: b },
+                false => D::Conflict,
+            },
             // How a second machine learns of a new version: the stamps differ.
             (Some(a), Some(b)) if a > b => D::Upload { kind: Kind::Update, ts: a },
             (Some(_), Some(b)) => D::Download { kind: Kind::Update, ts: b },
@@ -302,9 +304,10 @@ mod tests {
         let l = s(NoChanges, Some(5), Some(7)).with_identity(Some(a), None);
         let r = s(NoChanges, Some(9), Some(7)).with_identity(Some(b), Some(b));
         assert_eq!(decide(l, r), Download { kind: Kind::Update, ts: 7 });
-        // A higher stamp here does not make an older version win (the simulation's seed 592).
+        // A higher stamp here never makes this version overwrite S3's (the simulation's seed
+        // 592): it is a conflict, asked.
         let higher = s(NoChanges, Some(5), Some(8)).with_identity(Some(a), None);
-        assert_eq!(decide(higher, r), Download { kind: Kind::Update, ts: 7 });
+        assert_eq!(decide(higher, r), Decision::Conflict);
         let r = s(NoChanges, Some(9), Some(7)).with_identity(Some(a), Some(a));
         assert_eq!(decide(l, r), Nothing);
         // An edit within the second of the last sync: LastModified alike, ETag not.

@@ -40,7 +40,9 @@ impl Drop for Lock {
 }
 
 /// `.s4lock` in the folder, held for the run: two s4 processes never sync one folder at once.
-pub(super) fn lock(root: &Path) -> Result<Lock, String> {
+/// It holds the pid and this run's lease token; the token a killed run left there comes back,
+/// so its lease intent can be removed at once (no one else can hold this folder's lock).
+pub(super) fn lock(root: &Path, token: &str) -> Result<(Lock, Option<String>), String> {
     use std::io::{Read, Seek, Write};
     use std::os::unix::fs::MetadataExt;
     let path = root.join(".s4lock");
@@ -77,8 +79,11 @@ pub(super) fn lock(root: &Path) -> Result<Lock, String> {
             _ => false,
         };
         if same {
-            let _ = f.set_len(0).and_then(|()| f.rewind()).and_then(|()| write!(f, "{}", std::process::id()));
-            return Ok(Lock(f, path));
+            let mut before = String::new();
+            let _ = f.read_to_string(&mut before);
+            let left = before.split_whitespace().nth(1).map(str::to_string);
+            let _ = f.set_len(0).and_then(|()| f.rewind()).and_then(|()| write!(f, "{} {token}", std::process::id()));
+            return Ok((Lock(f, path), left));
         }
     }
 }

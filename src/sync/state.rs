@@ -39,6 +39,7 @@ pub struct Indexes {
     pub uncommitted: usize,
     /// Does the store honour If-Match / If-None-Match on PUT? Else the run holds the lease.
     conditional: bool,
+    lease: Option<std::sync::Arc<super::lease::Lease>>,
 }
 
 impl Indexes {
@@ -74,16 +75,23 @@ impl Indexes {
             adoptable: BTreeSet::new(),
             uncommitted: 0,
             conditional: true,
+            lease: None,
         })
     }
 
     /// How index writes are guarded from here on: conditional PUTs, or (`false`) the lease the
     /// run holds; then the remote index is read again, now that no other s4 can change it.
-    pub async fn guard(&mut self, client: &dyn Remote, conditional: bool, leased: bool) -> Result<(), String> {
+    pub async fn guard(
+        &mut self,
+        client: &dyn Remote,
+        conditional: bool,
+        lease: Option<std::sync::Arc<super::lease::Lease>>,
+    ) -> Result<(), String> {
         self.conditional = conditional;
-        if leased {
+        if lease.is_some() {
             self.merge_newer(client).await?;
         }
+        self.lease = lease;
         Ok(())
     }
 
@@ -228,6 +236,9 @@ impl Indexes {
         if !self.conditional {
             // The run holds the prefix's lease (lease.rs): no other s4 writes meanwhile; the
             // merge still takes in what other tools may have written.
+            if let Some(lease) = &self.lease {
+                lease.check()?;
+            }
             self.merge_newer(client).await?;
             self.remote_etag = self.put_remote(client, None, false).await.map_err(|e| e.to_string())?;
             return Ok(());
@@ -267,15 +278,12 @@ impl Indexes {
                 }
                 // It recorded the very version we hold under another stamp: its stamp wins, and
                 // our local record adopts it, or both machines would transfer it again. The
-                // same version means the same ETag where both entries name one; a LastModified
-                // alone (whole seconds) could be two writes in one second.
+                // same version means the same ETag; a LastModified alone (whole seconds) could
+                // be two writes in one second, so entries without ETags are never adopted.
                 if let Some(t) = theirs.filter(|t| {
                     self.adoptable.contains(key)
                         && !t.is_tombstone()
-                        && match (t.etag, ours.etag) {
-                            (Some(a), Some(b)) => a == b,
-                            _ => t.local_timestamp == ours.local_timestamp,
-                        }
+                        && matches!((t.etag, ours.etag), (Some(a), Some(b)) if a == b)
                         && t.remote_timestamp != ours.remote_timestamp
                 }) {
                     if let Some(l) = self.local.get_mut(key).filter(|l| !l.is_tombstone()) {

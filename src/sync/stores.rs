@@ -78,8 +78,12 @@ pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3:
         let delete = remote.delete(&key, Some(stale_tag)).await;
         let mut conditional_delete = refused(&delete)? && remote.head(&key).await?.is_some();
         if conditional_delete {
+            // DeleteObjects with a stale <ETag> too: it is what a sync sends (review: a store
+            // could honour one and ignore the other).
+            let batch = [(key.clone(), Some(stale_tag.to_string()))];
+            let refused_in_batch = remote.delete_many(&batch).await?.len() == 1;
             let tag = remote.head(&key).await?.and_then(|m| m.etag);
-            conditional_delete = tag.is_some() && remote.delete(&key, tag.as_deref()).await.is_ok();
+            conditional_delete = refused_in_batch && tag.is_some() && remote.delete(&key, tag.as_deref()).await.is_ok();
         }
         Ok(Caps { conditional_put, conditional_delete })
     }
