@@ -63,6 +63,13 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
+/// The soft limit on open files (`/proc/self/limits`; `None` where there is none to read).
+pub fn open_files_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// MD5 of `len` bytes of the file at `offset` (ETags of plain objects and of parts).
 pub fn md5_range(path: &Path, offset: u64, len: u64) -> io::Result<[u8; 16]> {
     use md5::{Digest, Md5};

@@ -64,7 +64,10 @@ enum Plan {
 
 fn plan(line: &str) -> Plan {
     let words: Vec<&str> = line.split_whitespace().take_while(|w| !w.starts_with('#')).collect();
-    if matches!(words.first(), Some(&"docker") | Some(&"podman")) {
+    if matches!(words.first(), Some(&"docker") | Some(&"podman"))
+        || line.contains("docker run")
+        || line.starts_with("$run")
+    {
         return Plan::Skip("needs a container engine (the image names itself s4)");
     }
     let Some(at) = words.iter().position(|w| *w == "s4" || w.ends_with("(s4")) else {

@@ -19,3 +19,5 @@ mod faults;
 mod hostile;
 #[path = "robustness/kill.rs"]
 mod kill;
+#[path = "robustness/scenarios.rs"]
+mod scenarios;

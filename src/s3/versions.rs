@@ -106,12 +106,17 @@ fn parse_version(x: &mut Xml, element: &str) -> Result<Version, XmlError> {
     })
 }
 
-/// URL-decode the keys and the next key marker of a raw page.
+/// URL-decode the keys and the next key marker of a raw page. The marker is decoded only when
+/// it reads as one of the page's keys as sent: AWS encodes it, Ceph RGW sends it plain (its raw
+/// `%41` would otherwise become `A`, a wrong marker).
 pub fn url_decode_versions(page: &mut VersionsPage) -> Result<(), XmlError> {
+    let marker_as_sent = page.next_key_marker.as_ref().is_some_and(|m| page.versions.iter().any(|v| v.key == *m));
     for v in &mut page.versions {
         v.key = url_decode(&v.key, "Key")?;
     }
-    page.next_key_marker = page.next_key_marker.take().map(|k| url_decode(&k, "NextKeyMarker")).transpose()?;
+    if marker_as_sent {
+        page.next_key_marker = page.next_key_marker.take().map(|k| url_decode(&k, "NextKeyMarker")).transpose()?;
+    }
     Ok(())
 }
 

@@ -142,6 +142,16 @@ fn paging_markers_and_url_encoded_keys() {
     assert_eq!(page.versions[0].key, "a b+c");
     assert_eq!(page.next_key_marker.as_deref(), Some("a b+c"));
     assert_eq!(page.next_version_id_marker.as_deref(), Some("v9"));
+    // Ceph RGW encodes the keys but sends the marker as the key is: left as it came.
+    let rgw = br#"<ListVersionsResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>
+        <NextKeyMarker>p/a b+c%41</NextKeyMarker><NextVersionIdMarker>v9</NextVersionIdMarker>
+        <Version><Key>p%2Fa%20b%2Bc%2541</Key><VersionId>v9</VersionId><IsLatest>false</IsLatest>
+        <LastModified>2024-05-01T10:00:00Z</LastModified><ETag>&quot;e&quot;</ETag><Size>3</Size></Version>
+        </ListVersionsResult>"#;
+    let mut page = parse_list_versions(rgw).unwrap();
+    url_decode_versions(&mut page).unwrap();
+    assert_eq!(page.versions[0].key, "p/a b+c%41");
+    assert_eq!(page.next_key_marker.as_deref(), Some("p/a b+c%41"));
 }
 
 #[test]

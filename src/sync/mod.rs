@@ -75,8 +75,19 @@ const COMMIT_SECS: u64 = 30;
 /// Sync one target. `Err` means the target could not be synced at all (exit 2);
 /// per-file failures are counted in the report and never stop the rest.
 pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts: &Options) -> Result<Report, String> {
+    let mut opts = opts.clone();
+    // Each transfer in flight may hold a file and a socket per part: stay inside the process's
+    // open-file limit (issue 10: 64 × 8 of each could meet a 1024 limit), with room to spare.
+    if let Some(limit) = crate::fsutil::open_files_limit() {
+        let per_job = 2 * opts.transfer.concurrency.max(1) as u64;
+        let fit = (limit.saturating_sub(128) / per_job).max(1) as usize;
+        if opts.jobs > fit {
+            crate::debug!("{} transfers in flight at most (open-file limit {limit})", fit);
+            opts.jobs = fit;
+        }
+    }
     let remote: Arc<dyn Remote> = Arc::new(S3 { client: client.clone(), transfer: opts.transfer });
-    run_on(remote, prefix, root, names, opts).await
+    run_on(remote, prefix, root, names, &opts).await
 }
 
 /// [`run`] against any store behind the engine's seam (the simulation's model bucket too).

@@ -45,6 +45,9 @@ pub enum Fault {
     MalformedXml,
     /// No answer for longer than s4's read timeout, then the connection drops (GET/HEAD).
     Stall,
+    /// The request waits (the stall time) before it goes on to the store: a slow link holding
+    /// one request while other machines act (issue 10's scenarios).
+    Hold,
 }
 
 impl Fault {
@@ -69,6 +72,7 @@ impl Fault {
             Fault::ShortLength => "short-length",
             Fault::MalformedXml => "malformed-xml",
             Fault::Stall => "stall",
+            Fault::Hold => "hold",
         }
     }
 
@@ -83,6 +87,7 @@ impl Fault {
             Fault::ShortLength => r.method == "GET" && r.has_key && !r.listing,
             Fault::MalformedXml => r.listing,
             Fault::Stall => r.method == "GET" || r.method == "HEAD",
+            Fault::Hold => true,
         }
     }
 }
@@ -383,6 +388,7 @@ async fn handle(state: Arc<State>, req: hyper::Request<Incoming>) -> Result<hype
             tokio::time::sleep(state.stall).await;
             return Err("injected: stalled".into());
         }
+        Some(Fault::Hold) => tokio::time::sleep(state.stall).await,
         _ => {}
     }
     let answer = match forward(&state, req).await {
