@@ -63,7 +63,8 @@ pub(super) fn lock(root: &Path, token: &str) -> Result<(Lock, Option<String>), S
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = f.read_to_string(&mut holder);
-                let pid = holder.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default();
+                let pid = holder.split_whitespace().next().and_then(|p| p.parse::<u32>().ok());
+                let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
                 return Err(format!(
                     "another s4{pid} is syncing {}: its lock {} is held; wait for it to finish",
                     root.display(),

@@ -166,6 +166,9 @@ impl Env {
                 &s.region,
                 "--name",
                 name,
+                // The suites test syncing; add's own check is tested on its own (first_hour.rs),
+                // and under a loaded store (the kill test beside it) it could time out.
+                "--no-check",
                 "--access-key-id",
                 &s.access_key,
                 "--secret-access-key-stdin",

@@ -79,6 +79,12 @@ const QUIRKS: &[(&str, &str, &str)] = &[
     ("moto", "sigv4", "moto accepts any signature"),
     ("garage", "conditional_put", "Garage ignores If-Match/If-None-Match on PUT"),
     ("rclone", "conditional_put", "rclone serve s3 ignores If-Match/If-None-Match on PUT"),
+    (
+        "ceph",
+        "conditional_put",
+        "Ceph RGW 16.2 refuses a matching quoted If-Match (it compares without the quotes) and ignores \
+         If-None-Match once versioning is on",
+    ),
     // rclone 1.75 answers a ranged GET right but with 200, not 206: s4 copes (it checks lengths).
     (
         "rclone",
