@@ -69,7 +69,14 @@ impl World {
     pub fn new(seed: u64, machines: usize, behaviour: Behaviour) -> World {
         let sched = Arc::new(Sched::new(seed));
         let bucket = Arc::new(Bucket::new(behaviour, sched.clone()));
-        let tmp = tempfile::tempdir().expect("temp dir");
+        // In memory where the machine has it: the engine fsyncs every file and folder it
+        // writes, which on a disk is most of a seed's time.
+        let shm = std::path::Path::new("/dev/shm");
+        let tmp = match shm.is_dir() {
+            true => tempfile::Builder::new().prefix("s4-sim").tempdir_in(shm).or_else(|_| tempfile::tempdir()),
+            false => tempfile::tempdir(),
+        }
+        .expect("temp dir");
         let machines = (0..machines)
             .map(|i| {
                 let root = tmp.path().join(format!("m{i}")).join("folder");
