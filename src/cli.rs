@@ -53,7 +53,7 @@ pub struct SyncCmd {
     /// targets to sync (default: all, sorted)
     #[argh(positional)]
     pub targets: Vec<String>,
-    /// settle conflicts without asking: 1 keeps local, 2 keeps S3, ignore skips them
+    /// settle conflicts without asking: 1 keeps local, 2 keeps S3, keep-both keeps the local copy beside S3's, ignore skips them
     #[argh(option)]
     pub conflicts: Option<String>,
     /// show what would be done; change nothing, never prompt
@@ -95,8 +95,8 @@ pub struct DaemonCmd {
     /// milliseconds to wait for more local changes before syncing (default 1000)
     #[argh(option, default = "1000")]
     pub read_delay: u64,
-    /// conflict choice: 1, 2 or ignore (default ignore)
-    #[argh(option, default = "String::from(\"ignore\")")]
+    /// conflict choice: 1, 2, keep-both or ignore (default keep-both: nothing waits for ever)
+    #[argh(option, default = "String::from(\"keep-both\")")]
     pub conflicts: String,
     /// seconds between checks of S3 for remote changes (default 30)
     #[argh(option, default = "30")]

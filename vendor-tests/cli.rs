@@ -116,6 +116,37 @@ fn three_machines_on_one_prefix_learn_of_each_others_versions() {
     assert!(!e.folder("a").join("shared.txt").exists() && !e.folder("c").join("shared.txt").exists());
 }
 
+/// `--conflicts keep-both` (the daemon's default, issue 12): both versions survive, S3's under
+/// the name and the local one beside it as `name.conflict-HOST-DATE-TIME.ext`, synced like any
+/// file on the next run.
+#[test]
+fn keep_both_keeps_the_local_version_beside_s3s() {
+    let e = Env::new("keep-both");
+    e.add("a");
+    e.add("b");
+    write(&e.folder("a").join("c.txt"), "base", -100);
+    e.sync("a", &[]);
+    e.sync("b", &[]);
+    write(&e.folder("a").join("c.txt"), "from a", 10);
+    write(&e.folder("b").join("c.txt"), "from b", 20);
+    e.sync("a", &[]);
+    let r = e.sync("b", &["--conflicts", "keep-both"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(&e.folder("b").join("c.txt")), "from a");
+    let copies: Vec<String> = std::fs::read_dir(e.folder("b"))
+        .unwrap()
+        .flatten()
+        .map(|f| f.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("c.conflict-") && n.ends_with(".txt"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}: {}", r.stderr);
+    assert_eq!(read(&e.folder("b").join(&copies[0])), "from b");
+    // The copy goes up on the next run and reaches the other machine.
+    e.sync("b", &[]);
+    e.sync("a", &[]);
+    assert_eq!(read(&e.folder("a").join(&copies[0])), "from b");
+}
+
 #[test]
 fn conflicts_are_skipped_without_a_terminal_and_settled_by_flag_each_way() {
     let e = Env::new("conflicts");

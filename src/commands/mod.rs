@@ -105,7 +105,10 @@ pub(crate) fn conflict_mode(value: Option<&str>) -> Result<Mode, Fatal> {
         Some("1") => Ok(Mode::Keep(Keep::Local)),
         Some("2") => Ok(Mode::Keep(Keep::Remote)),
         Some("ignore") => Ok(Mode::Ignore),
-        Some(other) => Err(format!("--conflicts {other}: choose 1 (keep local), 2 (keep S3) or ignore")),
+        Some("keep-both") => Ok(Mode::KeepBoth),
+        Some(other) => Err(format!(
+            "--conflicts {other}: choose 1 (keep local), 2 (keep S3), keep-both (local copy kept beside) or ignore"
+        )),
     }
 }
 

@@ -15,17 +15,73 @@ pub enum Mode {
     /// Ask on a terminal; skip without one.
     Prompt,
     Keep(Keep),
+    /// Keep both (issue 12; the daemon's default): where both sides hold a version, the local
+    /// one moves aside to `name.conflict-HOST-YYYYMMDD-HHMMSS.ext` (synced like any file on the
+    /// next run) and S3's takes the name; where one side deleted, the surviving version is kept.
+    KeepBoth,
     Ignore,
 }
 
-/// Settle one real conflict without a person: `--conflicts 1|2`, else skip. `None`: skipped.
-pub fn settle_by_flag(job: &Job, mode: Mode) -> Option<Job> {
-    match mode {
-        Mode::Keep(k) => match plan::resolve(k, job.local, job.remote) {
-            Decision::Nothing => None,
-            decision => Some(Job { decision, ..job.clone() }),
-        },
-        Mode::Ignore | Mode::Prompt => None,
+/// Settle one real conflict without a person: `--conflicts 1|2|keep-both`, else skip. `None`:
+/// skipped. With keep-both, the local copy is moved aside here (under `root`) first.
+pub fn settle_by_flag(job: &Job, mode: Mode, root: &std::path::Path, now: i64) -> Option<Job> {
+    let keep = match mode {
+        Mode::Keep(k) => k,
+        Mode::KeepBoth if job.local_mtime.is_none() => Keep::Remote,
+        Mode::KeepBoth if job.remote_lm.is_none() => Keep::Local,
+        Mode::KeepBoth => {
+            let aside = root.join(conflict_copy_name(&job.key, &host_name(), now));
+            let from = root.join(&job.key);
+            if let Err(e) = crate::fsutil::place_new(&from, &aside) {
+                crate::error!(
+                    "Conflict for \"{}\": could not keep the local copy as {}: {e}",
+                    job.key,
+                    aside.display()
+                );
+                return None;
+            }
+            crate::warn!(
+                "Conflict for \"{}\": the local version is kept as {}; S3's takes the name",
+                job.key,
+                aside.display()
+            );
+            // The file is gone from its place now: the download must expect nothing there.
+            let decision = plan::resolve(Keep::Remote, job.local, job.remote);
+            return Some(Job { decision, local_mtime: None, ..job.clone() });
+        }
+        Mode::Ignore | Mode::Prompt => return None,
+    };
+    match plan::resolve(keep, job.local, job.remote) {
+        Decision::Nothing => None,
+        decision => Some(Job { decision, ..job.clone() }),
+    }
+}
+
+/// `dir/name.conflict-HOST-YYYYMMDD-HHMMSS.ext`. A conflict copy in a conflict again gets a new
+/// stamp, never a second suffix: never a conflict of a conflict copy.
+pub fn conflict_copy_name(key: &str, host: &str, now: i64) -> String {
+    let (dir, name) = key.rsplit_once('/').map_or(("", key), |(d, n)| (d, n));
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    let stem = stem.split(".conflict-").next().unwrap_or(stem);
+    let when: String = crate::log::format_utc(now).chars().filter(|c| c.is_ascii_digit() || *c == ' ').collect();
+    let when = when.replace(' ', "-");
+    let host: String = host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let file = format!("{stem}.conflict-{host}-{when}{ext}");
+    if dir.is_empty() {
+        file
+    } else {
+        format!("{dir}/{file}")
+    }
+}
+
+fn host_name() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    match h.trim() {
+        "" => "host".into(),
+        h => h.to_string(),
     }
 }
 
@@ -146,5 +202,24 @@ fn show_diff(ctx: &Arc<Ctx>, key: &str, names: &Names) {
         Err(_) => {
             let _ = std::io::stderr().write_all(&out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conflict_copy_name;
+
+    #[test]
+    fn conflict_copies_are_named_once() {
+        let t = 1_700_000_000; // 2023-11-14 22:13:20 UTC
+        assert_eq!(
+            conflict_copy_name("notes/todo.txt", "lap top", t),
+            "notes/todo.conflict-lap_top-20231114-221320.txt"
+        );
+        assert_eq!(conflict_copy_name("Makefile", "h", t), "Makefile.conflict-h-20231114-221320");
+        assert_eq!(conflict_copy_name(".bashrc", "h", t), ".bashrc.conflict-h-20231114-221320");
+        // Never a conflict of a conflict copy: the old suffix is replaced, not nested.
+        let again = conflict_copy_name("notes/todo.conflict-h-20231114-221320.txt", "h", t + 60);
+        assert_eq!(again, "notes/todo.conflict-h-20231114-221420.txt");
     }
 }

@@ -60,7 +60,7 @@ impl Run<'_> {
                     let mut remote = job.remote;
                     remote.state = super::plan::State::Updated;
                     let job = super::exec::Job { decision: Decision::Conflict, etag: etag.clone(), remote, ..job };
-                    match conflict::settle_by_flag(&job, self.opts.conflicts) {
+                    match conflict::settle_by_flag(&job, self.opts.conflicts, &self.ctx.root, crate::log::now_secs()) {
                         Some(next) => {
                             self.report.conflicts.push(job.key.clone());
                             self.followups.push(next)
@@ -74,7 +74,7 @@ impl Run<'_> {
                     continue;
                 }
                 (Ok(Done::Differs), Decision::Conflict) => {
-                    match conflict::settle_by_flag(&job, self.opts.conflicts) {
+                    match conflict::settle_by_flag(&job, self.opts.conflicts, &self.ctx.root, crate::log::now_secs()) {
                         Some(next) => {
                             self.report.conflicts.push(job.key.clone());
                             self.followups.push(next)
