@@ -56,3 +56,40 @@ fn a_held_delete_never_wipes_a_newer_edit() {
     assert!(at.contains(&"S3") || conflicts > 0, "A's edit kept only at {at:?}, and no conflict said so");
     eprintln!("summary: scenario 1 (a held delete), A's edit now at {at:?}, conflicts reported {conflicts}, lost 0");
 }
+
+/// Scenario 2: A and B both edit f.txt; B's upload is held on a slow link (on stores that list
+/// no ETag, it used to go without If-Match) while A's lands first. Neither edit may vanish: each
+/// ends on S3 or kept, and the loser is reported as a conflict.
+#[test]
+fn a_held_upload_never_overwrites_a_newer_edit_unseen() {
+    let e = Env::new("held-upload");
+    let proxy =
+        Proxy::start(Plan::rules(vec![Rule::always(Match::method("PUT"), Fault::Hold)]), Duration::from_secs(3));
+    e.add("a");
+    e.add_via("b", &proxy.endpoint);
+    write(&e.folder("a").join("f.txt"), "v1", -100);
+    e.sync("a", &[]);
+    e.sync("b", &[]);
+    write(&e.folder("b").join("f.txt"), "B's edit", 5);
+    std::thread::scope(|s| {
+        let b = s.spawn(|| e.sync("b", &[]));
+        std::thread::sleep(Duration::from_millis(800));
+        write(&e.folder("a").join("f.txt"), "A's edit", 10);
+        let a = e.sync("a", &[]);
+        assert!(a.code <= 1, "{}", a.stderr);
+        let b = b.join().unwrap();
+        assert!(b.code <= 1, "{}", b.stderr);
+    });
+    proxy.set_plan(Plan::none());
+    let mut conflicts = 0;
+    for m in ["a", "b", "a", "b"] {
+        conflicts += e.sync(m, &[]).stderr.matches("Conflict for").count();
+    }
+    for edit in ["A's edit", "B's edit"] {
+        let at = found(&e, "f.txt", edit);
+        assert!(!at.is_empty(), "{edit} is lost: on no machine and not on S3");
+    }
+    let on_s3 = ["A's edit", "B's edit"].iter().filter(|c| found(&e, "f.txt", c).contains(&"S3")).count();
+    assert!(on_s3 == 1 && conflicts > 0, "one edit on S3 ({on_s3}), the other kept and reported ({conflicts})");
+    eprintln!("summary: scenario 2 (a held upload), both edits kept, conflicts reported {conflicts}, lost 0");
+}
