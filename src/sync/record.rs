@@ -83,6 +83,13 @@ impl Run<'_> {
                     }
                     continue;
                 }
+                // A store kept on a filesystem (s3s-fs, rclone serve s3, MinIO's fs mode) cannot
+                // hold `x` and `x/in.txt` at once: an upload beside a held deletion of the other
+                // type goes again once the deletions ran (a file became a folder, or back).
+                (Err(_), Decision::Upload { .. }) if !job.after_deletes && self.type_change_pending(key) => {
+                    self.blocked.push(job);
+                    continue;
+                }
                 (Err(e), _) => {
                     crate::error!("An error occurred while trying to update {key}: {e}");
                     self.report.errors += 1;
@@ -97,5 +104,16 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Is a deletion of `key`'s parent path, or of something under `key`, held for the guards?
+    fn type_change_pending(&self, key: &str) -> bool {
+        let below = format!("{key}/");
+        self.held.as_ref().is_some_and(|held| {
+            held.iter().any(|h| {
+                matches!(h.decision, Decision::DeleteRemote { .. })
+                    && (key.starts_with(&format!("{}/", h.key)) || h.key.starts_with(&below))
+            })
+        })
     }
 }
