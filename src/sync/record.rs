@@ -60,13 +60,7 @@ impl Run<'_> {
                     let mut remote = job.remote;
                     remote.state = super::plan::State::Updated;
                     let job = super::exec::Job { decision: Decision::Conflict, etag: etag.clone(), remote, ..job };
-                    match conflict::settle_by_flag(&job, self.opts.conflicts, &self.ctx.root, crate::log::now_secs()) {
-                        Some(next) => {
-                            self.report.conflicts.push(job.key.clone());
-                            self.followups.push(next)
-                        }
-                        None => self.skip_conflict(&job),
-                    }
+                    self.settle(&job);
                     continue;
                 }
                 (Ok(Done::Blocked), _) => {
@@ -74,13 +68,7 @@ impl Run<'_> {
                     continue;
                 }
                 (Ok(Done::Differs), Decision::Conflict) => {
-                    match conflict::settle_by_flag(&job, self.opts.conflicts, &self.ctx.root, crate::log::now_secs()) {
-                        Some(next) => {
-                            self.report.conflicts.push(job.key.clone());
-                            self.followups.push(next)
-                        }
-                        None => self.skip_conflict(&job),
-                    }
+                    self.settle(&job);
                     continue;
                 }
                 // A store kept on a filesystem (s3s-fs, rclone serve s3, MinIO's fs mode) cannot
@@ -103,6 +91,18 @@ impl Run<'_> {
                     Err(e) => json_line(&job, "error", Some(e), 0),
                 }
             }
+        }
+    }
+
+    /// A real conflict met without a person: settled by `--conflicts`, else skipped; named in
+    /// the report either way.
+    fn settle(&mut self, job: &super::exec::Job) {
+        match conflict::settle_by_flag(job, self.opts.conflicts, &self.ctx.root, crate::log::now_secs()) {
+            Some(next) => {
+                self.report.conflicts.push(job.key.clone());
+                self.followups.push(next)
+            }
+            None => self.skip_conflict(job),
         }
     }
 
