@@ -294,7 +294,8 @@ fn unknown_target_and_bad_flags_exit_2_with_a_clear_message() {
     assert!(err.contains("\"nope\" is an unknown target. Choices are: ['a']"), "{err}");
     let out = e.s4(&["sync", "a", "--conflicts", "3"], "");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("choose 1 (keep local), 2 (keep S3), keep-both (local copy kept beside) or ignore"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("choose 1 (keep local), 2 (keep S3), keep-both (local copy kept beside) or ignore"));
 }
 
 #[test]

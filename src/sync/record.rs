@@ -97,7 +97,12 @@ impl Run<'_> {
     /// A real conflict met without a person: settled by `--conflicts`, else skipped; named in
     /// the report either way.
     fn settle(&mut self, job: &super::exec::Job) {
-        match conflict::settle_by_flag(job, self.opts.conflicts, &self.ctx.root, crate::log::now_secs()) {
+        // A dry run moves nothing aside: it plans as keep-both would, S3's version to the name.
+        let mode = match (self.opts.dry_run, self.opts.conflicts) {
+            (true, conflict::Mode::KeepBoth) => conflict::Mode::Keep(super::plan::Keep::Remote),
+            (_, mode) => mode,
+        };
+        match conflict::settle_by_flag(job, mode, &self.ctx.root, crate::log::now_secs()) {
             Some(next) => {
                 self.report.conflicts.push(job.key.clone());
                 self.followups.push(next)
