@@ -382,7 +382,7 @@ impl Ctx {
                     continue;
                 }
                 Ok(Planned::Version(tag)) if !self.caps.conditional_delete => {
-                    self.recheck_delete(&job, tag.as_deref()).await.map(|()| None)
+                    self.recheck(&job, tag.as_deref()).await.map(|()| None)
                 }
                 Ok(Planned::Version(tag)) => Ok(tag),
                 Err(e) => Err(e),
@@ -404,12 +404,6 @@ impl Ctx {
         let mut outcomes = self.delete_batch(jobs, &items).await;
         outcomes.extend(refused);
         outcomes
-    }
-
-    /// Stores without conditional deletes: under the lease, the version must still be there,
-    /// checked by a HEAD just before the DELETE.
-    async fn recheck_delete(&self, job: &Job, expected: Option<&str>) -> Result<(), String> {
-        self.recheck(job, expected).await
     }
 
     async fn delete_batch(&self, jobs: Vec<Job>, items: &[(String, Option<String>)]) -> Vec<Outcome> {
