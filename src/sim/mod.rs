@@ -71,7 +71,8 @@ pub fn campaign(first: u64, count: u64, steps: usize) -> Vec<(u64, Failure)> {
 }
 
 fn report(failures: &[(u64, Failure)], steps: usize) -> String {
-    let mut text = String::new();
+    let seeds: Vec<String> = failures.iter().map(|(s, _)| s.to_string()).collect();
+    let mut text = format!("\nfailing seeds: {}", seeds.join(" "));
     for (seed, f) in failures.iter().take(3) {
         let (b, m) = setup(*seed);
         text.push_str(&format!(
@@ -115,6 +116,12 @@ const REGRESSIONS: &[(u64, usize)] = &[
     // A file written while its deletion waited for a HEAD was deleted (moved aside and
     // checked first now).
     (2944, 80),
+    // A fault during the store probe (a lost answer to the PUT that should pass) made a machine
+    // take a conditional store for one without conditional writes: it wrote without conditions
+    // beside machines that did not hold the lease (the long run: 15 of 250,000 seeds).
+    (1000668, 80),
+    (1032625, 80),
+    (1034406, 80),
 ];
 
 #[test]

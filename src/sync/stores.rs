@@ -65,6 +65,15 @@ pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3:
         Err(e) if matches!(e.status(), Some(400) | Some(501)) => Ok(false),
         Err(e) => Err(e.clone()),
     };
+    // A request that should pass: a refusal says the store does not honour the header; any
+    // other failure (a 503, a lost answer) says nothing, and the probe fails to be asked again.
+    // (A fault here once made a machine take a store for one without conditional writes, and
+    // write without conditions beside machines that did not take the lease: the simulation.)
+    let accepted = |r: crate::s3::Result<()>| match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_precondition_failed() || matches!(e.status(), Some(400) | Some(501)) => Ok(false),
+        Err(e) => Err(e),
+    };
     let outcome = async {
         // A read first: a missing bucket must fail as one, not be made by the probe's write
         // (s3s-fs creates folders as it writes).
@@ -73,8 +82,8 @@ pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3:
         let second = remote.put_bytes(&key, body(), &create).await.map(|_| ());
         let third = remote.put_bytes(&key, body(), &stale).await.map(|_| ());
         let matching = PutOptions { if_match: etag.clone(), ..Default::default() };
-        let fourth = remote.put_bytes(&key, body(), &matching).await;
-        let conditional_put = refused(&second)? && refused(&third)? && etag.is_some() && fourth.is_ok();
+        let fourth = accepted(remote.put_bytes(&key, body(), &matching).await.map(|_| ()))?;
+        let conditional_put = refused(&second)? && refused(&third)? && etag.is_some() && fourth;
         let delete = remote.delete(&key, Some(stale_tag)).await;
         let mut conditional_delete = refused(&delete)? && remote.head(&key).await?.is_some();
         if conditional_delete {
@@ -83,7 +92,8 @@ pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3:
             let batch = [(key.clone(), Some(stale_tag.to_string()))];
             let refused_in_batch = remote.delete_many(&batch).await?.len() == 1;
             let tag = remote.head(&key).await?.and_then(|m| m.etag);
-            conditional_delete = refused_in_batch && tag.is_some() && remote.delete(&key, tag.as_deref()).await.is_ok();
+            conditional_delete =
+                refused_in_batch && tag.is_some() && accepted(remote.delete(&key, tag.as_deref()).await)?;
         }
         Ok(Caps { conditional_put, conditional_delete })
     }
