@@ -49,7 +49,7 @@ pub fn summary_fields(r: &Report, code: i32, seconds: f64, dry_run: bool) -> Val
     let mut s = json!({
         "uploaded": r.uploaded, "downloaded": r.downloaded,
         "deleted_local": r.deleted_local, "deleted_remote": r.deleted_remote,
-        "bytes_up": r.bytes_up, "bytes_down": r.bytes_down,
+        "bytes_up": r.bytes_up, "bytes_down": r.bytes_down, "moved": r.moved,
         "conflicts_skipped": r.conflicts_skipped, "errors": r.errors,
         "planned": r.planned, "interrupted": r.interrupted,
         "stopped": r.stopped, "seconds": (seconds * 1000.0).round() / 1000.0,

@@ -123,6 +123,9 @@ pub fn summary_line(label: &str, r: &Report, took: Duration, dry_run: bool) -> (
         human(bytes),
         secs(took),
     );
+    if r.moved > 0 {
+        line.push_str(&format!(" · {} moved by copying, not sent", count(r.moved)));
+    }
     if r.errors > 0 {
         line.push_str(&format!(
             ". {} did not sync (see the errors above); the next sync tries them again",

@@ -2,6 +2,7 @@
 //! The sync engine talks to S3 only through [`Client`].
 
 mod client;
+pub mod copy;
 pub mod credentials;
 pub mod error;
 pub mod http;

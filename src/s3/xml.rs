@@ -429,6 +429,15 @@ pub fn parse_complete_multipart(xml: &[u8]) -> Result<Option<String>, XmlError> 
     Ok(etag.map(|e| strip_quotes(&e)).and_then(non_empty))
 }
 
+/// CopyObjectResult / CopyPartResult → ETag (quotes stripped), `None` when empty. (An
+/// <Error> answered with 200 is caught before, by the request path.)
+pub fn parse_copy_result(xml: &[u8], root: &str) -> Result<Option<String>, XmlError> {
+    let mut x = Xml::new(xml);
+    x.expect_root(root)?;
+    let [etag] = x.fields(["ETag"])?;
+    Ok(etag.map(|e| strip_quotes(&e)).and_then(non_empty))
+}
+
 /// DeleteResult → (deleted keys, failures)
 pub fn parse_delete_result(xml: &[u8]) -> Result<(Vec<String>, Vec<DeleteFailure>), XmlError> {
     let mut x = Xml::new(xml);

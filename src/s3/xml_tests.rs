@@ -356,3 +356,15 @@ fn url_evidence_never_misreads_a_real_key() {
     // Mixed evidence is an error, never a guess.
     assert!(url_evidence("p/", ["p%2Fx", "p/a b"]).is_err());
 }
+
+#[test]
+fn copy_results_name_the_new_etag() {
+    // AWS's documented answers to CopyObject and UploadPartCopy.
+    let object = r#"<?xml version="1.0" encoding="UTF-8"?>
+<CopyObjectResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><LastModified>2009-10-12T17:50:30.000Z</LastModified><ETag>"9b2cf535f27731c974343645a3985328"</ETag></CopyObjectResult>"#;
+    let tag = parse_copy_result(object.as_bytes(), "CopyObjectResult").unwrap();
+    assert_eq!(tag.as_deref(), Some("9b2cf535f27731c974343645a3985328"));
+    let part = r#"<CopyPartResult><LastModified>2011-04-11T20:34:56.000Z</LastModified><ETag>"b20b0f9f2f5d4b1a6d8e6d2f0a6c7f1e"</ETag></CopyPartResult>"#;
+    assert!(parse_copy_result(part.as_bytes(), "CopyPartResult").unwrap().is_some());
+    assert!(parse_copy_result(object.as_bytes(), "CopyPartResult").is_err());
+}

@@ -288,6 +288,32 @@ impl Remote for Handle {
         })
     }
 
+    fn copy<'a>(
+        &'a self,
+        src: &'a str,
+        dst: &'a str,
+        _size: u64,
+        src_etag: Option<&'a str>,
+        opts: &'a PutOptions,
+    ) -> Fut<'a, Option<String>> {
+        Box::pin(async move {
+            let b = &*self.bucket;
+            b.enter(self.machine, "CopyObject", dst).await?;
+            let etag = {
+                let mut all = b.objects.lock().unwrap();
+                let o = all.get(src).cloned().ok_or_else(|| status("CopyObject", src, 404, "NoSuchKey"))?;
+                // The source's condition, as the destination's, only where the store honours them.
+                if b.behaviour.conditional_put && src_etag.is_some_and(|t| t.trim_matches('"') != o.etag) {
+                    return Err(status("CopyObject", src, 412, "PreconditionFailed"));
+                }
+                b.precondition(dst, all.get(dst), opts)?;
+                all.insert(dst.to_string(), Object { lm: b.now(), ..o.clone() });
+                o.etag
+            };
+            b.leave(self.machine, "CopyObject", dst, Some(etag))
+        })
+    }
+
     fn delete<'a>(&'a self, key: &'a str, if_match: Option<&'a str>) -> Fut<'a, ()> {
         Box::pin(async move {
             let b = &*self.bucket;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use super::index::Entry;
 use super::lease::Lease;
+use super::moves::Copied;
 use super::plan::{Decision, Side};
-use super::remote::Remote;
+use super::remote::{Meta, Remote};
 use super::scan::mtime_of;
 use super::stores::Caps;
 use crate::fsutil;
@@ -49,6 +50,8 @@ pub struct Job {
     pub etag: Option<String>,
     /// A download tried again after the run's deletions (see [`Done::Blocked`]).
     pub after_deletes: bool,
+    /// A move: the bytes are already at this other key (see [`super::moves`]).
+    pub moved_from: Option<super::moves::Source>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,12 +61,16 @@ pub enum Done {
         etag: Option<String>,
         mtime: f64,
         bytes: u64,
+        /// By a server-side copy of a moved file's old key: `bytes` is 0.
+        copied: bool,
     },
     Downloaded {
         lm: Option<i64>,
         /// Of the version fetched.
         etag: Option<String>,
         bytes: u64,
+        /// From a moved file's old copy here: `bytes` is 0.
+        copied: bool,
     },
     DeletedLocal,
     DeletedRemote,
@@ -181,12 +188,22 @@ impl Ctx {
             (Some(_), true) => (expected, false),
             (None, true) => (None, true),
         };
-        let opts = PutOptions {
+        let mut opts = PutOptions {
             content_type: Some(crate::content_type::detect(&path, key)),
             if_match,
             if_none_match,
             ..Default::default()
         };
+        match self.copy_remote(job, &path, meta.len(), &opts).await {
+            Copied::Done(etag) => {
+                self.progress.add(1, meta.len());
+                return Ok(Done::Uploaded { etag, mtime, bytes: 0, copied: true });
+            }
+            Copied::Other(etag) if self.caps.conditional_put => {
+                (opts.if_match, opts.if_none_match) = (Some(etag), false)
+            }
+            Copied::Other(_) | Copied::Not => {}
+        }
         let etag = match self.remote.put_file(&self.remote_key(key), &path, meta.len(), &opts).await {
             Ok(etag) => etag,
             Err(e) if e.is_changed() => return Err(Retry::Changed),
@@ -203,7 +220,7 @@ impl Ctx {
             Err(e) => return Err(Retry::Fail(e.to_string())),
         };
         self.progress.add(1, meta.len());
-        Ok(Done::Uploaded { etag, mtime, bytes: meta.len() })
+        Ok(Done::Uploaded { etag, mtime, bytes: meta.len(), copied: false })
     }
 
     /// The ETag of the version the plan saw at the key (`None`: it saw no object): from the
@@ -307,20 +324,26 @@ impl Ctx {
     async fn download_to(&self, job: &Job, ts: i64, dest: &Path, tmp: &Path) -> Result<Done, String> {
         // Pinned to the version planned where its ETag is known (issue 10); otherwise the
         // first answer pins the rest, and the record names what was fetched.
-        let meta =
-            self.remote.get_file(&self.remote_key(&job.key), tmp, job.remote_size, job.etag.as_deref()).await.map_err(
-                |e| match e.is_precondition_failed() {
+        let copied = self.copy_local(job, tmp).await;
+        let meta = match (copied, &job.moved_from) {
+            (true, Some(src)) => Meta { size: job.remote_size, etag: Some(src.etag.clone()), lm: job.remote_lm },
+            _ => self
+                .remote
+                .get_file(&self.remote_key(&job.key), tmp, job.remote_size, job.etag.as_deref())
+                .await
+                .map_err(|e| match e.is_precondition_failed() {
                     true => format!("{} changed on S3 during the sync; will decide next run", job.key),
                     false => e.to_string(),
-                },
-            )?;
+                })?,
+        };
         // The version's source time, not "now" (S4 bug): syncing back is then a no-op.
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0) as u64);
         fsutil::seal(tmp, when).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         check_unchanged(dest, job.local_mtime)?;
         fsutil::replace(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
         self.progress.add(1, meta.size);
-        Ok(Done::Downloaded { lm: meta.lm.or(job.remote_lm), etag: meta.etag, bytes: meta.size })
+        let bytes = if copied { 0 } else { meta.size };
+        Ok(Done::Downloaded { lm: meta.lm.or(job.remote_lm), etag: meta.etag, bytes, copied })
     }
 
     async fn delete_local(&self, job: &Job) -> Result<Done, String> {

@@ -8,6 +8,7 @@ pub mod guard;
 pub mod index;
 pub mod lease;
 mod merge;
+pub mod moves;
 pub mod plan;
 mod prepare;
 mod record;
@@ -177,6 +178,8 @@ async fn run_guarded(
         blocked: Vec::new(),
         last_commit: Instant::now(),
         held: None,
+        fresh: None,
+        moved: Default::default(),
         tally: guard::Tally::default(),
     };
     // `.syncignore` first: the rules this run applies must be the settled ones, or a machine
@@ -188,6 +191,8 @@ async fn run_guarded(
     // Deletions the main pass plans wait for the guards; `.syncignore`'s, above, did not: the
     // rules just read must be the settled ones.
     run.held = Some(Vec::new());
+    // New keys wait for the old keys they may have moved from; a first sync has none.
+    run.fresh = (!idx.local.is_empty()).then(std::collections::VecDeque::new);
     match run.main_pass(&mut idx, client, prefix, root, rules).await {
         Ok(more) => deferred.extend(more),
         Err(e) => {
@@ -199,6 +204,7 @@ async fn run_guarded(
             return Err(e);
         }
     }
+    run.release_fresh(&mut idx).await?;
     run.drain(&mut idx).await?;
     run.report.stopped = run.release_deletes(&mut idx).await?;
     run.drain(&mut idx).await?;
@@ -250,6 +256,10 @@ struct Run<'a> {
     /// Deletions the main pass planned, held until the guards have seen the whole plan
     /// (`None` once released: later deletions are people's answers to conflicts).
     held: Option<Vec<Job>>,
+    /// New keys held through the main pass for [`moves::pair`] (`None`: not held).
+    fresh: Option<std::collections::VecDeque<Job>>,
+    /// Old keys whose bytes went to a new key: their deletions are moves, not losses.
+    moved: std::collections::HashSet<String>,
     tally: guard::Tally,
 }
 
@@ -372,6 +382,7 @@ impl Run<'_> {
             local_size: lf.as_ref().map(|f| f.size),
             etag: ro.and_then(|o| o.etag),
             after_deletes: false,
+            moved_from: None,
         };
         match decision {
             // A person answers after the main pass; otherwise the pool checks it now.
@@ -389,7 +400,7 @@ impl Run<'_> {
         if interrupted() {
             return Ok(None);
         }
-        for job in &held {
+        for job in held.iter().filter(|j| !self.moved.contains(&j.key)) {
             match job.decision {
                 Decision::DeleteLocal { .. } => {
                     self.tally.delete_local += 1;
@@ -424,6 +435,7 @@ impl Run<'_> {
         if job.decision == Decision::Nothing {
             return Ok(());
         }
+        let Some(job) = self.hold_fresh(job) else { return Ok(()) };
         let check = job.decision == Decision::Conflict;
         // A download tried again after the deletions was announced the first time.
         if !job.after_deletes {
@@ -466,6 +478,30 @@ impl Run<'_> {
             self.apply(done, idx);
         }
         self.maybe_commit(idx).await
+    }
+
+    /// Holds a new key for pairing with the deletions (see [`moves`]); gives back the job to
+    /// start now: this one, or the oldest held once too many are.
+    fn hold_fresh(&mut self, job: Job) -> Option<Job> {
+        let Some(fresh) = self.fresh.as_mut().filter(|_| moves::is_fresh(&job)) else { return Some(job) };
+        fresh.push_back(job);
+        (fresh.len() > moves::HOLD_AT_MOST).then(|| fresh.pop_front()).flatten()
+    }
+
+    /// The new keys held through the main pass, paired with the held deletions of the same
+    /// bytes, then started; before the deletions, which the copies read from.
+    async fn release_fresh(&mut self, idx: &mut Indexes) -> Result<(), String> {
+        let Some(fresh) = self.fresh.take() else { return Ok(()) };
+        if interrupted() {
+            return Ok(());
+        }
+        let mut fresh = Vec::from(fresh);
+        let held = self.held.as_deref().unwrap_or_default();
+        self.moved.extend(moves::pair(&self.ctx, &mut fresh, held).await);
+        for job in fresh {
+            self.dispatch(job, idx).await?;
+        }
+        Ok(())
     }
 
     fn flush_deletes(&mut self) {

@@ -20,13 +20,15 @@ impl Run<'_> {
             let key = job.key.as_str();
             let stamp = |ts: i64| Some(ts as f64);
             let bytes = match (&result, job.decision) {
-                (Ok(Done::Uploaded { etag, mtime, bytes }), Decision::Upload { ts, .. }) => {
+                (Ok(Done::Uploaded { etag, mtime, bytes, copied }), Decision::Upload { ts, .. }) => {
                     idx.set_uploaded(key, *mtime, ts as f64, etag.clone());
                     self.report.uploaded += 1;
+                    self.report.moved += u64::from(*copied);
                     self.report.bytes_up += bytes;
                     *bytes
                 }
-                (Ok(Done::Downloaded { lm, etag, bytes }), Decision::Download { ts, .. }) => {
+                (Ok(Done::Downloaded { lm, etag, bytes, copied }), Decision::Download { ts, .. }) => {
+                    self.report.moved += u64::from(*copied);
                     // The version actually fetched (pinned by If-Match where the plan knew it).
                     let etag = etag.as_deref().map(Etag::parse);
                     let local = Entry::new(stamp(ts), stamp(ts), etag);

@@ -65,6 +65,16 @@ pub trait Remote: Send + Sync {
     fn put_file<'a>(&'a self, key: &'a str, path: &'a Path, size: u64, opts: &'a PutOptions)
         -> Fut<'a, Option<String>>;
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>>;
+    /// CopyObject of `src` (only while its ETag is `src_etag`, when given) to `dst`, with
+    /// `opts`' conditions on `dst`. The new object's ETag.
+    fn copy<'a>(
+        &'a self,
+        src: &'a str,
+        dst: &'a str,
+        size: u64,
+        src_etag: Option<&'a str>,
+        opts: &'a PutOptions,
+    ) -> Fut<'a, Option<String>>;
     /// DeleteObject, only of the version with this ETag when given.
     fn delete<'a>(&'a self, key: &'a str, if_match: Option<&'a str>) -> Fut<'a, ()>;
     /// DeleteObjects: the keys refused, with why.
@@ -135,6 +145,17 @@ impl Remote for S3 {
 
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
         Box::pin(self.client.put(key, crate::s3::Payload::Bytes(body), opts))
+    }
+
+    fn copy<'a>(
+        &'a self,
+        src: &'a str,
+        dst: &'a str,
+        size: u64,
+        src_etag: Option<&'a str>,
+        opts: &'a PutOptions,
+    ) -> Fut<'a, Option<String>> {
+        Box::pin(self.client.copy(src, dst, size, src_etag, opts))
     }
 
     fn delete<'a>(&'a self, key: &'a str, if_match: Option<&'a str>) -> Fut<'a, ()> {

@@ -25,6 +25,9 @@ pub struct Report {
     pub deleted_remote: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// Of the uploads and downloads, moves carried out by copying bytes already there (a
+    /// server-side copy, or a local one): none of their bytes were sent.
+    pub moved: u64,
     pub conflicts_skipped: u64,
     pub errors: u64,
     pub planned: u64,
@@ -69,6 +72,7 @@ impl Report {
         self.deleted_remote += r.deleted_remote;
         self.bytes_up += r.bytes_up;
         self.bytes_down += r.bytes_down;
+        self.moved += r.moved;
         self.conflicts_skipped += r.conflicts_skipped;
         self.errors += r.errors;
         self.planned += r.planned;

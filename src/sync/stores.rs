@@ -21,6 +21,9 @@ pub struct Caps {
     pub conditional_put: bool,
     /// If-Match on DeleteObject (and `<ETag>` in DeleteObjects) likewise.
     pub conditional_delete: bool,
+    /// If-None-Match: * on CopyObject likewise (issue 13: a move is a server-side copy, and a
+    /// copy must not land on another machine's new object any more than an upload may).
+    pub conditional_copy: bool,
 }
 
 /// The store's capabilities: remembered, or probed with a throw-away object beside the index
@@ -51,9 +54,11 @@ pub async fn capabilities(remote: &dyn Remote, prefix: &str, token: &str) -> Res
 /// Two conditional PUTs of a tiny probe object beside the index (the second must fail), a
 /// PUT with a stale If-Match (must fail) and one with the right one (must pass: Ceph RGW 16.2
 /// refuses every If-Match in a versioned bucket), then a DELETE with a stale If-Match (must
-/// fail and leave the object) and one with the right one (must pass).
+/// fail and leave the object) and one with the right one (must pass). Where PUTs are
+/// conditional, two copies with If-None-Match: * to a second key (the second must fail).
 pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3::Result<Caps> {
     let key = format!("{prefix}{LEASE_PREFIX}probe-{token}");
+    let copy_key = format!("{key}-copy");
     let create = PutOptions { if_none_match: true, ..Default::default() };
     let stale_tag = "00000000000000000000000000000000";
     let stale = PutOptions { if_match: Some(stale_tag.into()), ..Default::default() };
@@ -84,6 +89,7 @@ pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3:
         let matching = PutOptions { if_match: etag.clone(), ..Default::default() };
         let fourth = accepted(remote.put_bytes(&key, body(), &matching).await.map(|_| ()))?;
         let conditional_put = refused(&second)? && refused(&third)? && etag.is_some() && fourth;
+        let conditional_copy = conditional_put && copy_refused_onto(remote, &key, &copy_key).await?;
         let delete = remote.delete(&key, Some(stale_tag)).await;
         let mut conditional_delete = refused(&delete)? && remote.head(&key).await?.is_some();
         if conditional_delete {
@@ -95,11 +101,29 @@ pub async fn probe(remote: &dyn Remote, prefix: &str, token: &str) -> crate::s3:
             conditional_delete =
                 refused_in_batch && tag.is_some() && accepted(remote.delete(&key, tag.as_deref()).await)?;
         }
-        Ok(Caps { conditional_put, conditional_delete })
+        Ok(Caps { conditional_put, conditional_delete, conditional_copy })
     }
     .await;
     let _ = remote.delete(&key, None).await;
+    let _ = remote.delete(&copy_key, None).await;
     outcome
+}
+
+/// A copy with If-None-Match: * onto a new key must pass, and a second one must be refused.
+async fn copy_refused_onto(remote: &dyn Remote, key: &str, copy_key: &str) -> crate::s3::Result<bool> {
+    let create = PutOptions { if_none_match: true, ..Default::default() };
+    let size = b"probe".len() as u64;
+    match remote.copy(key, copy_key, size, None, &create).await {
+        Ok(_) => {}
+        Err(e) if e.is_precondition_failed() || e.is_not_implemented() || e.status() == Some(400) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    match remote.copy(key, copy_key, size, None, &create).await {
+        Ok(_) => Ok(false),
+        Err(e) if e.is_precondition_failed() => Ok(true),
+        Err(e) if e.is_not_implemented() || matches!(e.status(), Some(400) | Some(403)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// `$XDG_CACHE_HOME/s4/stores.json`, else `~/.cache/s4/stores.json`.
@@ -120,7 +144,7 @@ fn load() -> Map<String, Value> {
 }
 
 /// The remembered verdict for `store`, if checked within the week (and by an s4 that knew
-/// about conditional deletes: older entries lack them and are probed again).
+/// about conditional deletes and copies: older entries lack them and are probed again).
 fn remembered(store: &str, now: i64) -> Option<Caps> {
     let entry = load().remove(store)?;
     let checked = entry.get("checked")?.as_i64()?;
@@ -130,6 +154,7 @@ fn remembered(store: &str, now: i64) -> Option<Caps> {
     Some(Caps {
         conditional_put: entry.get("conditional_writes")?.as_bool()?,
         conditional_delete: entry.get("conditional_deletes")?.as_bool()?,
+        conditional_copy: entry.get("conditional_copies")?.as_bool()?,
     })
 }
 
@@ -140,6 +165,7 @@ fn remember(store: &str, caps: Caps, now: i64) {
     let entry = json!({
         "conditional_writes": caps.conditional_put,
         "conditional_deletes": caps.conditional_delete,
+        "conditional_copies": caps.conditional_copy,
         "checked": now,
     });
     all.insert(store.to_string(), entry);
