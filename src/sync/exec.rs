@@ -205,6 +205,9 @@ impl Ctx {
             Copied::Other(_) | Copied::Not => {}
         }
         let etag = match self.remote.put_file(&self.remote_key(key), &path, meta.len(), &opts).await {
+            Ok(etag) if etag.as_deref().is_some_and(|t| t.contains('-')) => {
+                self.as_listed(key, &path, meta.len(), etag).await
+            }
             Ok(etag) => etag,
             Err(e) if e.is_changed() => return Err(Retry::Changed),
             // Either another writer came first, or our own first attempt landed and its answer
@@ -287,6 +290,26 @@ impl Ctx {
         let tag = etag.clone();
         let same = self.blocking(move || super::content::local_matches_etag(&path, size, &tag, preferred)).await;
         same.then_some((mtime, etag))
+    }
+
+    /// The name the store lists our new object by. Some stores list a multipart object by the
+    /// MD5 of its bytes, not by the ETag they answered (rclone serve s3): every large upload
+    /// then looked replaced by another writer. The listed name is taken only when it is the
+    /// file's MD5, so another writer's object is never taken for ours.
+    pub async fn as_listed(&self, key: &str, path: &Path, size: u64, answered: Option<String>) -> Option<String> {
+        let Ok(Some(m)) = self.remote.head(&self.remote_key(key)).await else { return answered };
+        match m.etag {
+            Some(listed) if m.size == size && !listed.contains('-') && Some(&listed) != answered.as_ref() => {
+                let (p, tag, part) = (path.to_path_buf(), listed.clone(), self.transfer.part_size);
+                let ours = self.blocking(move || super::content::local_matches_etag(&p, size, &tag, part)).await;
+                if ours {
+                    Some(listed)
+                } else {
+                    answered
+                }
+            }
+            _ => answered,
+        }
     }
 
     /// The ETag of the object at `key` if it holds exactly the file's bytes.

@@ -176,7 +176,11 @@ impl Ctx {
         if !still(path) {
             return Copied::Not;
         }
-        match self.remote.copy(&src_key, &self.remote_key(&job.key), size, Some(&src.etag), opts).await {
+        let dst_key = self.remote_key(&job.key);
+        match self.remote.copy(&src_key, &dst_key, size, Some(&src.etag), opts).await {
+            Ok(tag) if tag.as_deref().is_none_or(|t| t.contains('-')) => {
+                Copied::Done(self.as_listed(&job.key, path, size, tag).await)
+            }
             Ok(tag) => match tag {
                 Some(t) if !t.contains('-') && !src.etag.contains('-') && Etag::parse(&t) != Etag::parse(&src.etag) => {
                     Copied::Other(t)
