@@ -25,6 +25,8 @@
 mod cost;
 #[path = "throughput/data.rs"]
 mod data;
+#[path = "throughput/moves.rs"]
+mod moves;
 #[path = "throughput/report.rs"]
 mod report;
 #[path = "throughput/syncs.rs"]
@@ -50,6 +52,8 @@ struct Settings {
     small_files: usize,
     alt_jobs: usize,
     noop_files: usize,
+    move_files: usize,
+    move_mib: u64,
     small_down: bool,
     only: Vec<String>,
     keep_objects: bool,
@@ -110,9 +114,11 @@ fn main() {
         small_files: env_num("S4_BENCH_SMALL_FILES", size(10_000, 1_000)),
         alt_jobs: env_num("S4_BENCH_ALT_JOBS", 64),
         noop_files: env_num("S4_BENCH_NOOP_FILES", size(100_000, 5_000)),
+        move_files: env_num("S4_BENCH_MOVE_FILES", size(1000, 100)),
+        move_mib: env_num("S4_BENCH_MOVE_MIB", size(1024, 64) as u64),
         small_down: std::env::var("S4_BENCH_SMALL_DOWN").is_ok_and(|v| v == "1"),
         only: std::env::var("S4_BENCH_ONLY")
-            .unwrap_or_else(|_| "list,big,small,noop".into())
+            .unwrap_or_else(|_| "list,big,small,noop,move".into())
             .split(',')
             .map(|s| s.trim().to_string())
             .collect(),
@@ -183,8 +189,9 @@ fn main() {
             "big" => b.big(),
             "small" => b.small(),
             "noop" => b.noop(),
+            "move" => b.moves(),
             "" => continue,
-            other => eprintln!("note: unknown section {other:?} in S4_BENCH_ONLY (list, big, small, noop)"),
+            other => eprintln!("note: unknown section {other:?} in S4_BENCH_ONLY (list, big, small, noop, move)"),
         }
         eprintln!("throughput: section {section} took {:.1} s", t.elapsed().as_secs_f64());
     }

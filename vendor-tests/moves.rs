@@ -85,3 +85,56 @@ fn a_moved_file_that_also_changed_is_sent_not_copied() {
     assert_eq!(read(&b.join("renamed.txt")), "same bytes");
     assert!(!b.join("notes.txt").exists() && !b.join("same.txt").exists());
 }
+
+/// Review of the moves: where the listing names no ETag (s3s-fs), a new key's version was
+/// taken from the remote index although another writer had replaced the object since; the
+/// other machine then copied its old file (the indexed bytes) and held them as S3's version.
+#[test]
+fn a_move_is_not_paired_by_a_stale_index_record() {
+    let e = Env::new("move-stale-record");
+    e.add("a");
+    e.add("b");
+    let (a, b) = (e.folder("a"), e.folder("b"));
+    write(&a.join("old.txt"), "XXXXXXXX", -100);
+    assert_eq!(e.sync("a", &[]).code, 0);
+    assert_eq!(e.sync("b", &[]).code, 0);
+    std::fs::rename(a.join("old.txt"), a.join("new.txt")).unwrap();
+    assert_eq!(e.sync("a", &[]).count("moved"), 1);
+    // Another tool's version of new.txt, the same size, in a later second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    e.put_remote("new.txt", "YYYYYYYY");
+    let r = e.sync("b", &[]);
+    assert_eq!((r.code, r.count("moved")), (0, 0), "{}", r.stderr);
+    assert_eq!(read(&b.join("new.txt")), "YYYYYYYY");
+    assert!(!b.join("old.txt").exists());
+}
+
+/// Review of the moves: old keys were counted as moved when paired, so a move whose new files
+/// vanished before their copies ran deleted every old key on S3, past the guard that stops a
+/// sync deleting all of a folder.
+#[test]
+fn the_guard_counts_a_move_whose_copy_never_happened() {
+    use std::time::Duration;
+    use support::proxy::{Fault, Match, Plan, Proxy, Rule};
+    let e = Env::new("move-guard");
+    let proxy = Proxy::start(Plan::none(), Duration::from_secs(3));
+    e.add_via("a", &proxy.endpoint);
+    let a = e.folder("a");
+    for n in 0..10 {
+        write(&a.join(format!("photos/p{n}.jpg")), &format!("photo number {n}"), -100);
+    }
+    assert_eq!(e.sync("a", &[]).code, 0);
+    std::fs::create_dir_all(a.join("archive")).unwrap();
+    std::fs::rename(a.join("photos"), a.join("archive/photos")).unwrap();
+    proxy.set_plan(Plan::rules(vec![Rule::always(Match::method("HEAD").path("archive"), Fault::Hold)]));
+    let r = std::thread::scope(|s| {
+        let h = s.spawn(|| e.sync("a", &[]));
+        std::thread::sleep(Duration::from_millis(1500));
+        // The new folder goes while its copies wait (a drive unmounted, a script).
+        std::fs::remove_dir_all(a.join("archive")).unwrap();
+        h.join().unwrap()
+    });
+    proxy.set_plan(Plan::none());
+    let left = e.remote_keys().iter().filter(|k| k.starts_with("photos/")).count();
+    assert!(!r.summary()["stopped"].is_null() || left == 10, "{left} old keys left; {}", r.stderr);
+}

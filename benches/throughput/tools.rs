@@ -132,6 +132,9 @@ pub struct Summary {
     pub uploaded: u64,
     pub downloaded: u64,
     pub errors: u64,
+    pub moved: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
 }
 
 impl S4 {
@@ -182,7 +185,14 @@ impl S4 {
             serde_json::from_str(last).map_err(|e| format!("s4 sync --json: no summary line ({e}): {last:?}"))?;
         let s = &v["summary"];
         let n = |k: &str| s[k].as_u64().unwrap_or(0);
-        let summary = Summary { uploaded: n("uploaded"), downloaded: n("downloaded"), errors: n("errors") };
+        let summary = Summary {
+            uploaded: n("uploaded"),
+            downloaded: n("downloaded"),
+            errors: n("errors"),
+            moved: n("moved"),
+            bytes_up: n("bytes_up"),
+            bytes_down: n("bytes_down"),
+        };
         Ok((done.sample, summary))
     }
 
@@ -389,6 +399,19 @@ impl Peer {
                 .arg(from)
                 .arg(to),
         }
+    }
+
+    /// rclone only: a one-way `sync --track-renames` (a file at a new path with the same
+    /// hash is a server-side copy or a local rename, not a transfer).
+    pub fn sync_renames(&self, local: &Path, prefix: &str, down: bool) -> Run {
+        let remote = self.remote(prefix);
+        let (from, to): (OsString, OsString) =
+            if down { (remote.into(), local.into()) } else { (local.into(), remote.into()) };
+        self.run()
+            .args(["sync", "--track-renames", "--fast-list", "--checksum", "--transfers", &SYNC_JOBS.to_string()])
+            .args(["--checkers", &SYNC_JOBS.to_string()])
+            .arg(from)
+            .arg(to)
     }
 
     /// Copy one file up or down.

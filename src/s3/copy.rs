@@ -14,9 +14,6 @@ use super::xml;
 /// CopyObject's limit: larger objects are copied in parts.
 pub const COPY_LIMIT: u64 = 5 << 30;
 
-/// Parts of a large copy: few and large, the store does the work.
-const COPY_PART: u64 = 1 << 30;
-
 impl Client {
     /// `x-amz-copy-source` names the bucket and the key, URI-encoded but for its slashes; the
     /// copy goes only while the source's ETag is `etag`, when given.
@@ -29,17 +26,19 @@ impl Client {
     }
 
     /// Copies `src` (only while its ETag is `src_etag`, when given) to `dst` of `size` bytes,
-    /// with `opts`' conditions on the destination. Returns the new object's ETag.
+    /// with `opts`' conditions on the destination. Returns the new object's ETag. Beyond 5 GiB,
+    /// in parts of the uploads' own size (`part`): the copy's multipart ETag is then the one
+    /// an upload of the file makes, which content checks recognise.
     pub async fn copy(
         &self,
         src: &str,
         dst: &str,
-        size: u64,
+        (size, part): (u64, u64),
         src_etag: Option<&str>,
         opts: &PutOptions,
     ) -> Result<Option<String>> {
         if size > COPY_LIMIT {
-            return self.copy_in_parts(src, dst, size, src_etag, opts).await;
+            return self.copy_in_parts(src, dst, (size, part), src_etag, opts).await;
         }
         let req = self.with_source(Request::new("CopyObject", Method::PUT, Some(dst)), src, src_etag);
         // The new name's content type, not the old one's (a rename may change the extension).
@@ -54,11 +53,11 @@ impl Client {
         &self,
         src: &str,
         dst: &str,
-        size: u64,
+        (size, part): (u64, u64),
         src_etag: Option<&str>,
         opts: &PutOptions,
     ) -> Result<Option<String>> {
-        let part = part_size(size, COPY_PART)
+        let part = part_size(size, part)
             .map_err(|m| Error::new("CreateMultipartUpload", self.uri(dst), ErrorKind::Config(m)))?;
         let id = self.create_multipart(dst, opts).await?;
         let mut etags = Vec::new();

@@ -29,6 +29,11 @@ pub struct Behaviour {
     /// Chance in percent that a call fails before taking effect, and again that its answer
     /// is lost after it took effect.
     pub faults: u64,
+    /// CopyObject honours If-None-Match / If-Match on its destination (with `conditional_put`).
+    pub copy_conditions: bool,
+    /// CopyObject honours `x-amz-copy-source-if-match` (a store may not: the copy then takes
+    /// whatever version the source holds, and s4 must notice by the new ETag).
+    pub copy_source_pinned: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -303,10 +308,12 @@ impl Remote for Handle {
                 let mut all = b.objects.lock().unwrap();
                 let o = all.get(src).cloned().ok_or_else(|| status("CopyObject", src, 404, "NoSuchKey"))?;
                 // The source's condition, as the destination's, only where the store honours them.
-                if b.behaviour.conditional_put && src_etag.is_some_and(|t| t.trim_matches('"') != o.etag) {
+                if b.behaviour.copy_source_pinned && src_etag.is_some_and(|t| t.trim_matches('"') != o.etag) {
                     return Err(status("CopyObject", src, 412, "PreconditionFailed"));
                 }
-                b.precondition(dst, all.get(dst), opts)?;
+                if b.behaviour.copy_conditions {
+                    b.precondition(dst, all.get(dst), opts)?;
+                }
                 all.insert(dst.to_string(), Object { lm: b.now(), ..o.clone() });
                 o.etag
             };

@@ -24,8 +24,14 @@ pub fn setup(seed: u64) -> (Behaviour, usize) {
         list_etags: r.chance(70),
         page: 1 + r.below(4),
         faults: if r.chance(30) { 3 } else { 0 },
+        copy_conditions: false,
+        copy_source_pinned: false,
     };
-    (behaviour, 2 + r.below(2))
+    let machines = 2 + r.below(2);
+    // Drawn last: the draws above, and so the seeds found before copies existed, stay as they were.
+    let behaviour =
+        Behaviour { copy_conditions: conditional_put && r.chance(70), copy_source_pinned: r.chance(70), ..behaviour };
+    (behaviour, machines)
 }
 
 /// Run one seed to the end: `steps` busy steps, then quiet rounds and the final checks.

@@ -497,7 +497,12 @@ impl Run<'_> {
         }
         let mut fresh = Vec::from(fresh);
         let held = self.held.as_deref().unwrap_or_default();
-        self.moved.extend(moves::pair(&self.ctx, &mut fresh, held).await);
+        moves::pair(&self.ctx, &mut fresh, held).await;
+        // A dry run carries nothing out: its pairings are its moves. A real run counts a move
+        // once its new key holds the bytes (see `apply`), else the deletion counts as one.
+        if self.opts.dry_run {
+            self.moved.extend(fresh.iter().filter_map(|j| Some(j.moved_from.as_ref()?.key.clone())));
+        }
         for job in fresh {
             self.dispatch(job, idx).await?;
         }

@@ -40,26 +40,28 @@ pub fn is_fresh(job: &Job) -> bool {
     }
 }
 
-/// The ETag text the plan saw for a job's object: listed, else recorded.
+/// The ETag text naming the version the plan saw of a job's object: listed; else recorded,
+/// when the record is of the listed version (its LastModified): an object another tool
+/// wrote since is not taken for the recorded one (review of the moves: a stale record paired
+/// a download with an old file of other bytes).
 fn seen_etag(job: &Job) -> Option<String> {
-    job.etag.clone().or_else(|| job.ri.filter(|e| !e.is_tombstone()).and_then(|e| e.etag?.header()))
+    if job.etag.is_some() {
+        return job.etag.clone();
+    }
+    let e = job.ri.filter(|e| !e.is_tombstone())?;
+    let lm = job.remote_lm? as f64;
+    (e.local_timestamp == Some(lm)).then(|| e.etag?.header()).flatten()
 }
 
-/// A file's MD5, once computed (`Some(None)`: it could not be read).
-type Digest = Option<Option<Etag>>;
+/// A file's MD5 as an ETag (`None`: unreadable).
+async fn md5_of(ctx: &Ctx, path: &Path, size: u64) -> Option<Etag> {
+    let p = path.to_path_buf();
+    let digest = ctx.blocking(move || crate::fsutil::md5_range(&p, 0, size).ok()).await?;
+    Some(Etag::parse(&hex::encode(digest)))
+}
 
-/// Does the file hold the bytes that make `etag`? Plain ETags compare with one MD5, computed
-/// once per file and kept in `plain`; multipart ones are checked against the usual part sizes.
-async fn holds(ctx: &Ctx, path: &Path, size: u64, etag: &str, plain: &mut Digest) -> bool {
-    let wanted = Etag::parse(etag);
-    if !etag.contains('-') {
-        if plain.is_none() {
-            let p = path.to_path_buf();
-            let digest = ctx.blocking(move || crate::fsutil::md5_range(&p, 0, size).ok()).await;
-            *plain = Some(digest.map(|d| Etag::parse(&hex::encode(d))));
-        }
-        return *plain == Some(Some(wanted));
-    }
+/// Does the file hold the bytes of a multipart ETag (at the usual part sizes)?
+async fn holds_multipart(ctx: &Ctx, path: &Path, size: u64, etag: &str) -> bool {
     let (p, tag, part) = (path.to_path_buf(), etag.to_string(), ctx.transfer.part_size);
     ctx.blocking(move || super::content::local_matches_etag(&p, size, &tag, part)).await
 }
@@ -67,80 +69,109 @@ async fn holds(ctx: &Ctx, path: &Path, size: u64, etag: &str, plain: &mut Digest
 /// Multipart candidates of one size checked per new key, at most (each costs a read).
 const MULTIPART_TRIES: usize = 4;
 
-/// Pairs the held new keys with the held deletions holding the same bytes: sets their
-/// `moved_from`, and returns the old keys whose bytes now go to a new one.
-pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) -> Vec<String> {
-    // Old keys paired so far: a duplicate prefers another old key of the same bytes, so each
-    // copy of a moved duplicate counts as moved.
+/// The first candidate not paired yet, else the first: a duplicate prefers another old key
+/// of the same bytes, so each copy of a moved set of duplicates is a move.
+fn choose<'a>(cands: impl Iterator<Item = &'a String> + Clone, used: &HashSet<String>) -> Option<&'a String> {
+    cands.clone().find(|k| !used.contains(*k)).or_else(|| cands.clone().next())
+}
+
+/// Old keys by the bytes they hold: plain ETags by (size, MD5), looked up at once; multipart
+/// ones by size, checked one by one.
+#[derive(Default)]
+struct ByContent {
+    plain: HashMap<(u64, Etag), Vec<String>>,
+    multipart: HashMap<u64, Vec<(String, String)>>,
+}
+
+/// Pairs the held new keys with the held deletions holding the same bytes, and sets their
+/// `moved_from`. Each file is read at most once; nothing is read where no size matches.
+pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
     let mut used = HashSet::new();
     // Uploads: S3 still holds the old key's version; the new local file must hold its bytes.
-    let mut on_s3: HashMap<u64, Vec<(String, String)>> = HashMap::new();
+    let mut on_s3 = ByContent::default();
     // Downloads: this machine still holds the old file; it must hold the new object's bytes.
-    let mut here: HashMap<u64, Vec<(usize, Digest)>> = HashMap::new();
-    for (i, job) in held.iter().enumerate() {
+    // Old files of a size are read (once) when a new key of that size first needs them.
+    let mut here: HashMap<u64, Vec<&Job>> = HashMap::new();
+    let mut here_read: HashMap<u64, HashMap<Etag, Vec<String>>> = HashMap::new();
+    for job in held {
         match job.decision {
-            Decision::DeleteRemote { .. } => {
-                if let Some(tag) = seen_etag(job) {
-                    on_s3.entry(job.remote_size).or_default().push((job.key.clone(), tag));
+            Decision::DeleteRemote { .. } => match seen_etag(job) {
+                Some(tag) if tag.contains('-') => {
+                    on_s3.multipart.entry(job.remote_size).or_default().push((job.key.clone(), tag))
                 }
-            }
+                Some(tag) => on_s3.plain.entry((job.remote_size, Etag::parse(&tag))).or_default().push(job.key.clone()),
+                None => {}
+            },
             Decision::DeleteLocal { .. } => {
                 if let (Some(size), Some(_)) = (job.local_size, job.local_mtime) {
-                    here.entry(size).or_default().push((i, None));
+                    here.entry(size).or_default().push(job);
                 }
             }
             _ => {}
         }
     }
-    if on_s3.is_empty() && here.is_empty() {
-        return Vec::new();
+    if on_s3.plain.is_empty() && on_s3.multipart.is_empty() && here.is_empty() {
+        return;
     }
+    let plain_sizes: HashSet<u64> = on_s3.plain.keys().map(|(size, _)| *size).collect();
+    let mtimes: HashMap<&str, Option<f64>> = held.iter().map(|j| (j.key.as_str(), j.local_mtime)).collect();
     for job in fresh.iter_mut() {
-        let found = match job.decision {
+        let found: Option<(String, String)> = match job.decision {
             Decision::Upload { .. } => {
                 let Some(size) = job.local_size else { continue };
-                let Some(cands) = on_s3.get(&size) else { continue };
                 let path = ctx.root.join(&job.key);
-                let (mut plain, mut tries, mut found) = (None, 0, None);
-                for (key, tag) in cands {
-                    tries += usize::from(tag.contains('-'));
-                    if tries > MULTIPART_TRIES {
-                        break;
+                let mut found = None;
+                if plain_sizes.contains(&size) {
+                    if let Some(md5) = md5_of(ctx, &path, size).await {
+                        let cands = on_s3.plain.get(&(size, md5)).into_iter().flatten();
+                        found = choose(cands, &used).map(|k| (k.clone(), md5.to_string()));
                     }
-                    if holds(ctx, &path, size, tag, &mut plain).await {
-                        found = Some(Source { key: key.clone(), etag: tag.clone(), mtime: None });
-                        if !used.contains(key) {
-                            break;
-                        }
+                }
+                for (key, tag) in on_s3.multipart.get(&size).into_iter().flatten().take(MULTIPART_TRIES) {
+                    if found.is_none() && holds_multipart(ctx, &path, size, tag).await {
+                        found = Some((key.clone(), tag.clone()));
                     }
                 }
                 found
             }
             Decision::Download { .. } => {
                 let Some(tag) = seen_etag(job) else { continue };
-                let Some(cands) = here.get_mut(&job.remote_size) else { continue };
-                let mut found = None;
-                let tries = if tag.contains('-') { MULTIPART_TRIES } else { usize::MAX };
-                for (i, plain) in cands.iter_mut().take(tries) {
-                    let old = &held[*i];
-                    if holds(ctx, &ctx.root.join(&old.key), job.remote_size, &tag, plain).await {
-                        found = Some(Source { key: old.key.clone(), etag: tag.clone(), mtime: old.local_mtime });
-                        if !used.contains(&old.key) {
-                            break;
+                let size = job.remote_size;
+                let Some(olds) = here.get(&size) else { continue };
+                if tag.contains('-') {
+                    let mut found = None;
+                    for old in olds.iter().take(MULTIPART_TRIES) {
+                        if found.is_none() && holds_multipart(ctx, &ctx.root.join(&old.key), size, &tag).await {
+                            found = Some((old.key.clone(), tag.clone()));
                         }
                     }
+                    found
+                } else {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = here_read.entry(size) {
+                        let mut by_md5: HashMap<Etag, Vec<String>> = HashMap::new();
+                        for old in olds {
+                            if let Some(md5) = md5_of(ctx, &ctx.root.join(&old.key), size).await {
+                                by_md5.entry(md5).or_default().push(old.key.clone());
+                            }
+                        }
+                        slot.insert(by_md5);
+                    }
+                    let cands = here_read.get(&size).and_then(|m| m.get(&Etag::parse(&tag))).into_iter().flatten();
+                    choose(cands, &used).map(|k| (k.clone(), tag.clone()))
                 }
-                found
             }
             _ => None,
         };
-        if let Some(src) = found {
-            crate::debug!("{}: moved from {} (same bytes)", job.key, src.key);
-            used.insert(src.key.clone());
-            job.moved_from = Some(src);
+        if let Some((key, etag)) = found {
+            crate::debug!("{}: moved from {key} (same bytes)", job.key);
+            let mtime = match job.decision {
+                Decision::Download { .. } => mtimes.get(key.as_str()).copied().flatten(),
+                _ => None,
+            };
+            used.insert(key.clone());
+            job.moved_from = Some(Source { key, etag, mtime });
         }
     }
-    used.into_iter().collect()
 }
 
 /// What a server-side copy came to.
@@ -177,20 +208,30 @@ impl Ctx {
             return Copied::Not;
         }
         let dst_key = self.remote_key(&job.key);
-        match self.remote.copy(&src_key, &dst_key, size, Some(&src.etag), opts).await {
+        let tag = match self.remote.copy(&src_key, &dst_key, size, Some(&src.etag), opts).await {
             Ok(tag) if tag.as_deref().is_none_or(|t| t.contains('-')) => {
-                Copied::Done(self.as_listed(&job.key, path, size, tag).await)
+                self.as_listed(&job.key, path, size, tag).await
             }
-            Ok(tag) => match tag {
-                Some(t) if !t.contains('-') && !src.etag.contains('-') && Etag::parse(&t) != Etag::parse(&src.etag) => {
-                    Copied::Other(t)
-                }
-                tag => Copied::Done(tag),
-            },
+            Ok(tag) => tag,
             Err(e) => {
                 crate::debug!("{}: server-side copy from {} failed ({e}); uploading instead", job.key, src.key);
-                Copied::Not
+                return Copied::Not;
             }
+        };
+        // The new object must hold the file's bytes, whatever the store did with the source's
+        // condition: the same ETag as the version paired (whose bytes were checked), or one the
+        // file's bytes make. A copy whose ETag cannot be told is sent again as an upload, which
+        // finds the copy (If-None-Match) and checks it by content.
+        match tag {
+            Some(t) if Etag::parse(&t) == Etag::parse(&src.etag) => Copied::Done(Some(t)),
+            Some(t) => {
+                let (p, tag, part) = (path.to_path_buf(), t.clone(), self.transfer.part_size);
+                match self.blocking(move || super::content::local_matches_etag(&p, size, &tag, part)).await {
+                    true => Copied::Done(Some(t)),
+                    false => Copied::Other(t),
+                }
+            }
+            None => Copied::Not,
         }
     }
 
@@ -206,7 +247,9 @@ impl Ctx {
         let (to, size, tag, part) = (tmp.to_path_buf(), job.remote_size, src.etag.clone(), self.transfer.part_size);
         let copied = self
             .blocking(move || {
-                std::fs::copy(&from, &to).is_ok() && super::content::local_matches_etag(&to, size, &tag, part)
+                // The length too: the MD5 covers the first `size` bytes only.
+                std::fs::copy(&from, &to).is_ok_and(|n| n == size)
+                    && super::content::local_matches_etag(&to, size, &tag, part)
             })
             .await;
         if !copied {

@@ -19,6 +19,11 @@ impl Run<'_> {
         for Outcome { job, result } in outcomes {
             let key = job.key.as_str();
             let stamp = |ts: i64| Some(ts as f64);
+            // A moved file's new key holds its bytes: its old key's deletion is a move, not a
+            // loss, for the guards (only now: a failed transfer leaves it a deletion).
+            if let (Some(src), Ok(Done::Uploaded { .. } | Done::Downloaded { .. })) = (&job.moved_from, &result) {
+                self.moved.insert(src.key.clone());
+            }
             let bytes = match (&result, job.decision) {
                 (Ok(Done::Uploaded { etag, mtime, bytes, copied }), Decision::Upload { ts, .. }) => {
                     idx.set_uploaded(key, *mtime, ts as f64, etag.clone());

@@ -155,7 +155,7 @@ impl Remote for S3 {
         src_etag: Option<&'a str>,
         opts: &'a PutOptions,
     ) -> Fut<'a, Option<String>> {
-        Box::pin(self.client.copy(src, dst, size, src_etag, opts))
+        Box::pin(self.client.copy(src, dst, (size, self.transfer.part_size), src_etag, opts))
     }
 
     fn delete<'a>(&'a self, key: &'a str, if_match: Option<&'a str>) -> Fut<'a, ()> {

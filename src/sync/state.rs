@@ -318,7 +318,15 @@ mod tests {
     use crate::sim::sched::Sched;
 
     fn store() -> Handle {
-        let b = Behaviour { conditional_put: true, conditional_delete: true, list_etags: true, page: 1000, faults: 0 };
+        let b = Behaviour {
+            conditional_put: true,
+            conditional_delete: true,
+            list_etags: true,
+            page: 1000,
+            faults: 0,
+            copy_conditions: true,
+            copy_source_pinned: true,
+        };
         Handle::new(Arc::new(Bucket::new(b, Arc::new(Sched::free()))), 0)
     }
 
