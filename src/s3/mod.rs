@@ -4,6 +4,7 @@
 mod client;
 pub mod credentials;
 pub mod error;
+pub mod flow;
 pub mod http;
 pub mod multipart;
 mod ops;
@@ -16,6 +17,7 @@ pub mod xml;
 pub use client::{Client, Config};
 pub use credentials::{Credentials, Provider};
 pub use error::{Error, ErrorKind, Result};
+pub use flow::{Limits, Meter, Tap};
 pub use http::Payload;
 pub use multipart::Transfer;
 pub use ops::{content_md5, Lister, ObjectMeta, PutOptions};

@@ -11,7 +11,7 @@ use super::remote::Remote;
 use super::scan::mtime_of;
 use super::stores::Caps;
 use crate::fsutil;
-use crate::progress::Progress;
+use crate::progress::{FileBytes, Progress};
 use crate::s3::{PutOptions, Transfer};
 
 /// What every transfer task needs; shared by all of them.
@@ -140,8 +140,10 @@ impl Ctx {
         // left for the next run, with nothing recorded and no torn object on S3.
         const TRIES: u32 = 3;
         let mut tries = 1;
+        let moved = self.progress.file();
         loop {
-            match self.upload_once(job).await {
+            moved.again();
+            match self.upload_once(job, &moved).await {
                 Err(Retry::Changed) if tries < TRIES => {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(tries))).await;
@@ -156,7 +158,7 @@ impl Ctx {
         }
     }
 
-    async fn upload_once(&self, job: &Job) -> Result<Done, Retry> {
+    async fn upload_once(&self, job: &Job, moved: &Arc<FileBytes>) -> Result<Done, Retry> {
         let key = job.key.as_str();
         let path = self.root.join(key);
         let meta = std::fs::metadata(&path).map_err(|e| Retry::Fail(format!("reading {}: {e}", path.display())))?;
@@ -187,7 +189,7 @@ impl Ctx {
             if_none_match,
             ..Default::default()
         };
-        let etag = match self.remote.put_file(&self.remote_key(key), &path, meta.len(), &opts).await {
+        let etag = match self.remote.put_file(&self.remote_key(key), &path, meta.len(), &opts, &moved.meter()).await {
             Ok(etag) => etag,
             Err(e) if e.is_changed() => return Err(Retry::Changed),
             // Either another writer came first, or our own first attempt landed and its answer
@@ -202,7 +204,7 @@ impl Ctx {
             },
             Err(e) => return Err(Retry::Fail(e.to_string())),
         };
-        self.progress.add(1, meta.len());
+        self.progress.add(1, meta.len().saturating_sub(moved.counted()));
         Ok(Done::Uploaded { etag, mtime, bytes: meta.len() })
     }
 
@@ -307,8 +309,10 @@ impl Ctx {
     async fn download_to(&self, job: &Job, ts: i64, dest: &Path, tmp: &Path) -> Result<Done, String> {
         // Pinned to the version planned where its ETag is known (issue 10); otherwise the
         // first answer pins the rest, and the record names what was fetched.
+        let moved = self.progress.file();
+        let key = self.remote_key(&job.key);
         let meta =
-            self.remote.get_file(&self.remote_key(&job.key), tmp, job.remote_size, job.etag.as_deref()).await.map_err(
+            self.remote.get_file(&key, tmp, job.remote_size, job.etag.as_deref(), &moved.meter()).await.map_err(
                 |e| match e.is_precondition_failed() {
                     true => format!("{} changed on S3 during the sync; will decide next run", job.key),
                     false => e.to_string(),
@@ -319,7 +323,7 @@ impl Ctx {
         fsutil::seal(tmp, when).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         check_unchanged(dest, job.local_mtime)?;
         fsutil::replace(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
-        self.progress.add(1, meta.size);
+        self.progress.add(1, meta.size.saturating_sub(moved.counted()));
         Ok(Done::Downloaded { lm: meta.lm.or(job.remote_lm), etag: meta.etag, bytes: meta.size })
     }
 

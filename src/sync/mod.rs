@@ -86,7 +86,8 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
             opts.jobs = fit;
         }
     }
-    let remote: Arc<dyn Remote> = Arc::new(S3 { client: client.clone(), transfer: opts.transfer });
+    let remote: Arc<dyn Remote> =
+        Arc::new(S3 { client: client.clone(), transfer: opts.transfer, limits: Default::default() });
     run_on(remote, prefix, root, names, &opts).await
 }
 
