@@ -32,9 +32,6 @@ pub(super) fn options(f: Flags<'_>) -> Result<Options, Fatal> {
     for p in f.exclude.iter().chain(f.include) {
         validate::pattern(p)?;
     }
-    if bwlimit.is_some() {
-        crate::warn!("--bwlimit is accepted but not yet applied to transfers in this version");
-    }
     Ok(Options {
         conflicts: f.conflicts,
         dry_run: f.dry_run,
@@ -45,7 +42,8 @@ pub(super) fn options(f: Flags<'_>) -> Result<Options, Fatal> {
         max_delete: MaxDelete::parse(f.max_delete)?,
         force: false,
         inline: false,
-        bwlimit,
+        // 0 means no limit (validate::bwlimit).
+        bwlimit: bwlimit.filter(|&r| r > 0),
         exclude: f.exclude.to_vec(),
         include: f.include.to_vec(),
     })

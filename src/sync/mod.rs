@@ -50,8 +50,8 @@ pub struct Options {
     /// Run blocking work (the local scan, hashing) inline: the simulation's scheduler must see
     /// a machine's every step in one thread and in order. Never set by the CLI.
     pub inline: bool,
-    /// `--bwlimit`: bytes per second for each direction (`None`: no limit). Parsed by the
-    /// commands layer; the transfers are to honour it.
+    /// `--bwlimit`: bytes per second for each direction (`None` or 0: no limit), one token
+    /// bucket per direction shared by all the run's transfers and their parts.
     pub bwlimit: Option<u64>,
     /// `--exclude` / `--include` patterns (.syncignore syntax): keys to leave alone this run.
     pub exclude: Vec<String>,
@@ -86,8 +86,8 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
             opts.jobs = fit;
         }
     }
-    let remote: Arc<dyn Remote> =
-        Arc::new(S3 { client: client.clone(), transfer: opts.transfer, limits: Default::default() });
+    let limits = crate::s3::Limits::per_direction(opts.bwlimit);
+    let remote: Arc<dyn Remote> = Arc::new(S3 { client: client.clone(), transfer: opts.transfer, limits });
     run_on(remote, prefix, root, names, &opts).await
 }
 
