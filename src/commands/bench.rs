@@ -182,6 +182,7 @@ async fn run_sync(
         conflicts: Mode::Ignore,
         dry_run: false,
         json: false,
+        progress: true,
         jobs: cmd.jobs.max(1),
         follow_symlinks: false,
         // Transfers in flight come from --jobs; the parts of one file keep sync's default.

@@ -36,6 +36,7 @@ pub(super) fn options(f: Flags<'_>) -> Result<Options, Fatal> {
         conflicts: f.conflicts,
         dry_run: f.dry_run,
         json: f.json,
+        progress: !f.json && !f.dry_run,
         jobs: f.jobs.max(1),
         follow_symlinks: false,
         transfer: Transfer::default(),
@@ -287,5 +288,24 @@ mod tests {
         dry.planned = 2;
         let (_, line) = summary_line("docs", &dry, Duration::ZERO, true);
         assert_eq!(line, "docs (dry run): would upload 2 (2.0 KiB), download 0 (0 B), delete 0 (0 here, 0 on S3); 0 conflicts; nothing was changed");
+    }
+
+    #[test]
+    fn a_dry_run_on_a_terminal_shows_its_would_lines_not_a_progress_bar() {
+        // Issue 12 re-checked: with a bar on screen the "Would …" lines went to DEBUG, and a
+        // dry run showed a spinner at "0 files · 0 B" and then only its summary.
+        let flags = |dry_run, json| Flags {
+            conflicts: Mode::Ignore,
+            dry_run,
+            json,
+            jobs: 1,
+            max_delete: "50%",
+            bwlimit: None,
+            exclude: &[],
+            include: &[],
+        };
+        assert!(options(flags(false, false)).unwrap().progress);
+        assert!(!options(flags(true, false)).unwrap().progress);
+        assert!(!options(flags(false, true)).unwrap().progress);
     }
 }

@@ -40,6 +40,10 @@ pub struct Options {
     pub conflicts: Mode,
     pub dry_run: bool,
     pub json: bool,
+    /// Draw the progress display (only ever on a terminal, and not with `-q`). Off for a dry
+    /// run, whose "Would …" lines are its output (a bar sends them to DEBUG), for `--json`, and
+    /// for the daemon, whose output is a log of what changed.
+    pub progress: bool,
     /// Transfers in flight at once.
     pub jobs: usize,
     pub follow_symlinks: bool,
@@ -162,7 +166,7 @@ async fn run_guarded(
         root: root.to_path_buf(),
         prefix: prefix.to_string(),
         transfer: opts.transfer,
-        progress: crate::progress::Progress::new(!opts.json),
+        progress: crate::progress::Progress::new(opts.progress),
         inline: opts.inline,
         caps,
         lease,
