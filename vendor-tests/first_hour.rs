@@ -222,6 +222,24 @@ fn json_lines_carry_schema_event_and_target_and_a_failed_target_is_an_error_obje
 }
 
 #[test]
+fn a_json_reader_that_goes_away_does_not_crash_the_sync() {
+    // Issue 12 re-checked: `s4 sync --json | head -3` panicked ("failed printing to stdout:
+    // Broken pipe") at the next line, with a backtrace instead of a finished sync.
+    let e = Env::new("json-epipe");
+    e.add("a");
+    write(&e.folder("a").join("f.txt"), "x", -10);
+    let mut child = e.command(&["--no-colors", "sync", "--json", "a"]).spawn().unwrap();
+    drop(child.stdin.take());
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("a: 1 uploaded"), "{err}");
+    assert_eq!(e.remote_keys().iter().filter(|k| *k == "f.txt").count(), 1);
+}
+
+#[test]
 fn status_counts_what_a_sync_would_move() {
     let e = Env::new("status");
     e.add("a");

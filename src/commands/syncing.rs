@@ -202,7 +202,7 @@ pub fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
         let fields = events::summary_fields(&total, code, started.elapsed().as_secs_f64(), opts.dry_run);
         let mut line = events::line("summary", serde_json::Value::Null, fields);
         line["targets"] = serde_json::json!(names);
-        println!("{line}");
+        events::print(&line);
     }
     Ok(code)
 }
@@ -232,19 +232,16 @@ pub fn status(config: &Config, cmd: StatusCmd) -> Result<i32, Fatal> {
                 let w = &r.would;
                 let in_sync = r.planned == 0 && r.conflicts_skipped == 0;
                 if cmd.json {
-                    println!(
-                        "{}",
-                        events::line(
-                            "status",
-                            serde_json::json!(name),
-                            serde_json::json!({
-                                "upload": w.upload, "download": w.download,
-                                "delete_local": w.delete_local, "delete_remote": w.delete_remote,
-                                "bytes_up": w.bytes_up, "bytes_down": w.bytes_down,
-                                "conflicts": r.conflicts_skipped, "planned": r.planned, "in_sync": in_sync,
-                            })
-                        )
-                    );
+                    events::print(&events::line(
+                        "status",
+                        serde_json::json!(name),
+                        serde_json::json!({
+                            "upload": w.upload, "download": w.download,
+                            "delete_local": w.delete_local, "delete_remote": w.delete_remote,
+                            "bytes_up": w.bytes_up, "bytes_down": w.bytes_down,
+                            "conflicts": r.conflicts_skipped, "planned": r.planned, "in_sync": in_sync,
+                        }),
+                    ));
                 } else if in_sync {
                     println!("{name}: in sync");
                 } else {
