@@ -315,7 +315,7 @@ impl Client {
             Payload::File { path, offset, len } => {
                 let (path, offset, len) = (path.clone(), *offset, *len);
                 let shown = path.display().to_string();
-                tokio::task::spawn_blocking(move || hash_file_range(&path, offset, len))
+                tokio::task::spawn_blocking(move || crate::fsutil::sha256_range(&path, offset, len).map(hex::encode))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()))
@@ -546,26 +546,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-fn hash_file_range(path: &std::path::Path, offset: u64, len: u64) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Seek};
-    let mut f = std::fs::File::open(path)?;
-    f.seek(std::io::SeekFrom::Start(offset))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let n = f.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank"));
-        }
-        h.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]
