@@ -80,7 +80,7 @@ pub struct SyncCmd {
     /// take files matching this pattern even if excluded (.syncignore's `!PATTERN`; repeatable)
     #[argh(option)]
     pub include: Vec<String>,
-    /// bandwidth limit per direction: KiB/s, or with a unit: 500K, 10M, 1G (bytes per second)
+    /// bytes per second for all uploads together, and as much for downloads: 500K, 10M, 1G (powers of 1024; a bare number is KiB/s; 0: no limit)
     #[argh(option)]
     pub bwlimit: Option<String>,
 }
@@ -110,7 +110,7 @@ pub struct DaemonCmd {
     /// one JSON object per event on stdout, as `sync --json`
     #[argh(switch)]
     pub json: bool,
-    /// bandwidth limit per direction: KiB/s, or with a unit: 500K, 10M, 1G (bytes per second)
+    /// bytes per second for all uploads together, and as much for downloads: 500K, 10M, 1G (powers of 1024; a bare number is KiB/s; 0: no limit)
     #[argh(option)]
     pub bwlimit: Option<String>,
 }

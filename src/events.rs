@@ -41,7 +41,15 @@ pub fn line(event: &str, target: Value, fields: Value) -> Value {
 
 /// Print an event about the current target.
 pub fn emit(event: &str, fields: Value) {
-    println!("{}", line(event, current_target(), fields));
+    print(&line(event, current_target(), fields));
+}
+
+/// One line on stdout. A reader that has gone away (`s4 sync --json | head -3`) must not stop a
+/// sync half-way: println! panics on a closed pipe, so the error is dropped here and the sync
+/// finishes, its exit code saying how it went.
+pub fn print(line: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// The counts of a run (`summary` event). `seconds`: how long it took.
@@ -68,7 +76,7 @@ pub fn summary_fields(r: &Report, code: i32, seconds: f64, dry_run: bool) -> Val
 
 /// A target that could not run (exit 2): the same message as on stderr.
 pub fn error(target: &str, message: &str) {
-    println!("{}", line("error", json!(target), json!({"error": message, "exit_code": 2})));
+    print(&line("error", json!(target), json!({"error": message, "exit_code": 2})));
 }
 
 #[cfg(test)]

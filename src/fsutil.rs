@@ -87,6 +87,19 @@ pub fn md5_range(path: &Path, offset: u64, len: u64) -> io::Result<[u8; 16]> {
     Ok(h.finalize().into())
 }
 
+/// SHA-256 of `len` bytes of the file at `offset` (a signed payload hash, when asked for).
+pub fn sha256_range(path: &Path, offset: u64, len: u64) -> io::Result<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek};
+    let mut f = File::open(path)?;
+    f.seek(io::SeekFrom::Start(offset))?;
+    let mut h = Sha256::new();
+    if io::copy(&mut f.take(len), &mut h)? != len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+    }
+    Ok(h.finalize().into())
+}
+
 /// Finish a downloaded temp file: give it `mtime` and flush it to disk, so the rename that
 /// follows never exposes a file whose bytes are not there yet.
 pub fn seal(tmp: &Path, mtime: std::time::SystemTime) -> io::Result<()> {
@@ -207,5 +220,15 @@ mod tests {
         assert!(err.is_err());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn sha256_of_a_file_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, "xxabcyy").unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hex::encode(sha256_range(&p, 2, 3).unwrap()), abc);
+        assert!(sha256_range(&p, 5, 3).is_err(), "a range past the end is an error, not a short hash");
     }
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use s4::s3::{self, Client, Credentials, Payload, PutOptions, Transfer};
+use s4::s3::{self, Client, Credentials, Payload, PutOptions, Tap, Transfer};
 use support::{check, client, client_with_secret, store, unique_prefix};
 
 const MIB: u64 = 1 << 20;
@@ -138,7 +138,11 @@ fn multipart_upload_and_parallel_ranged_download_are_byte_identical() {
     let key = format!("{p}big.bin");
     let Some(multipart) = check("multipart") else { return };
     rt().block_on(async {
-        let etag = c.put_file(&key, &src, body.len() as u64, &PutOptions::default(), &xfer).await.unwrap().unwrap();
+        let etag = c
+            .put_file(&key, &src, body.len() as u64, &PutOptions::default(), &xfer, &Tap::default())
+            .await
+            .unwrap()
+            .unwrap();
         assert!(etag.ends_with("-4"), "three 5 MiB parts plus a short last: {etag}");
         let head = c.head(&key).await.unwrap().unwrap();
         assert_eq!(head.size, body.len() as u64);
@@ -407,7 +411,10 @@ fn interrupted_multipart_upload_resumes_from_stored_parts() {
                 c.upload_part(&key, &id, i as u32 + 1, Payload::Bytes(part.into())).await.unwrap();
             }
             let before = c.requests_sent();
-            let etag = c.put_file(&key, &src, body.len() as u64, &PutOptions::default(), &xfer).await.unwrap();
+            let etag = c
+                .put_file(&key, &src, body.len() as u64, &PutOptions::default(), &xfer, &Tap::default())
+                .await
+                .unwrap();
             if let Some(n) = requests {
                 assert_eq!(c.requests_sent() - before, n, "{name}");
             }
@@ -433,7 +440,7 @@ fn a_file_changing_during_upload_leaves_no_object() {
     let src = write_file(dir.path(), "src", &data((12 * MIB) as usize, 5));
     let xfer = Transfer { threshold: 5 * MIB, part_size: 5 * MIB, concurrency: 1 };
     let toucher = support::Toucher::start(&src);
-    let result = rt().block_on(c.put_file(&key, &src, 12 * MIB, &PutOptions::default(), &xfer));
+    let result = rt().block_on(c.put_file(&key, &src, 12 * MIB, &PutOptions::default(), &xfer, &Tap::default()));
     drop(toucher);
     let e = result.expect_err("an upload of a file changing throughout must not succeed");
     assert!(e.is_changed(), "{e}");

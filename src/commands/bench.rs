@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::{client_for, lookup, runtime, Fatal, OK};
 use crate::cli::BenchCmd;
 use crate::config::{Config, Target};
-use crate::s3::{Client, PutOptions, Transfer};
+use crate::s3::{Client, PutOptions, Tap, Transfer};
 use crate::sync::conflict::Mode;
 use crate::sync::{self, guard::MaxDelete, Names, Options};
 
@@ -146,7 +146,10 @@ async fn once(op: &Op, client: &Client, key: &str, cmd: &BenchCmd, xfer: Transfe
         }
         Op::Put(file, _) => {
             let size = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?.len();
-            client.put_file(key.trim_end_matches('/'), file, size, &PutOptions::default(), &xfer).await.map_err(err)?;
+            client
+                .put_file(key.trim_end_matches('/'), file, size, &PutOptions::default(), &xfer, &Tap::default())
+                .await
+                .map_err(err)?;
             Ok((1, size))
         }
         Op::Get(uri, file) => {
@@ -179,6 +182,7 @@ async fn run_sync(
         conflicts: Mode::Ignore,
         dry_run: false,
         json: false,
+        progress: true,
         jobs: cmd.jobs.max(1),
         follow_symlinks: false,
         // Transfers in flight come from --jobs; the parts of one file keep sync's default.

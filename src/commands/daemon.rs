@@ -40,7 +40,7 @@ struct Watched {
 
 pub fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
     crate::log::set_timestamps(true);
-    let opts = options(Flags {
+    let mut opts = options(Flags {
         conflicts: conflict_mode(Some(&cmd.conflicts))?,
         dry_run: false,
         json: cmd.json,
@@ -50,6 +50,9 @@ pub fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
         exclude: &[],
         include: &[],
     })?;
+    // A log, not a display: a bar flashed at every poll, and took the lines that say which
+    // files changed (they go to DEBUG while a bar is on screen).
+    opts.progress = false;
     let names = pick(config, &cmd.targets)?;
     let rt = runtime()?;
     let mut watched = HashMap::new();

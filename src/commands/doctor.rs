@@ -98,7 +98,8 @@ async fn check(config: &Config, name: &str) -> Value {
         Err(e) => json!(format!("unknown: {e}")),
     };
     // The very probe a sync relies on (sync::stores), so doctor says why s4 behaves as it does.
-    let remote = crate::sync::remote::S3 { client: client.clone(), transfer: Default::default() };
+    let remote =
+        crate::sync::remote::S3 { client: client.clone(), transfer: Default::default(), limits: Default::default() };
     match crate::sync::stores::probe(&remote, &prefix, &token).await {
         Ok(caps) => {
             store["conditional_put"] = json!(caps.conditional_put);

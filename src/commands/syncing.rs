@@ -32,20 +32,19 @@ pub(super) fn options(f: Flags<'_>) -> Result<Options, Fatal> {
     for p in f.exclude.iter().chain(f.include) {
         validate::pattern(p)?;
     }
-    if bwlimit.is_some() {
-        crate::warn!("--bwlimit is accepted but not yet applied to transfers in this version");
-    }
     Ok(Options {
         conflicts: f.conflicts,
         dry_run: f.dry_run,
         json: f.json,
+        progress: !f.json && !f.dry_run,
         jobs: f.jobs.max(1),
         follow_symlinks: false,
         transfer: Transfer::default(),
         max_delete: MaxDelete::parse(f.max_delete)?,
         force: false,
         inline: false,
-        bwlimit,
+        // 0 means no limit (validate::bwlimit).
+        bwlimit: bwlimit.filter(|&r| r > 0),
         exclude: f.exclude.to_vec(),
         include: f.include.to_vec(),
     })
@@ -206,7 +205,7 @@ pub fn sync_cmd(config: &Config, cmd: SyncCmd) -> Result<i32, Fatal> {
         let fields = events::summary_fields(&total, code, started.elapsed().as_secs_f64(), opts.dry_run);
         let mut line = events::line("summary", serde_json::Value::Null, fields);
         line["targets"] = serde_json::json!(names);
-        println!("{line}");
+        events::print(&line);
     }
     Ok(code)
 }
@@ -236,19 +235,16 @@ pub fn status(config: &Config, cmd: StatusCmd) -> Result<i32, Fatal> {
                 let w = &r.would;
                 let in_sync = r.planned == 0 && r.conflicts_skipped == 0;
                 if cmd.json {
-                    println!(
-                        "{}",
-                        events::line(
-                            "status",
-                            serde_json::json!(name),
-                            serde_json::json!({
-                                "upload": w.upload, "download": w.download,
-                                "delete_local": w.delete_local, "delete_remote": w.delete_remote,
-                                "bytes_up": w.bytes_up, "bytes_down": w.bytes_down,
-                                "conflicts": r.conflicts_skipped, "planned": r.planned, "in_sync": in_sync,
-                            })
-                        )
-                    );
+                    events::print(&events::line(
+                        "status",
+                        serde_json::json!(name),
+                        serde_json::json!({
+                            "upload": w.upload, "download": w.download,
+                            "delete_local": w.delete_local, "delete_remote": w.delete_remote,
+                            "bytes_up": w.bytes_up, "bytes_down": w.bytes_down,
+                            "conflicts": r.conflicts_skipped, "planned": r.planned, "in_sync": in_sync,
+                        }),
+                    ));
                 } else if in_sync {
                     println!("{name}: in sync");
                 } else {
@@ -292,5 +288,24 @@ mod tests {
         dry.planned = 2;
         let (_, line) = summary_line("docs", &dry, Duration::ZERO, true);
         assert_eq!(line, "docs (dry run): would upload 2 (2.0 KiB), download 0 (0 B), delete 0 (0 here, 0 on S3); 0 conflicts; nothing was changed");
+    }
+
+    #[test]
+    fn a_dry_run_on_a_terminal_shows_its_would_lines_not_a_progress_bar() {
+        // Issue 12 re-checked: with a bar on screen the "Would …" lines went to DEBUG, and a
+        // dry run showed a spinner at "0 files · 0 B" and then only its summary.
+        let flags = |dry_run, json| Flags {
+            conflicts: Mode::Ignore,
+            dry_run,
+            json,
+            jobs: 1,
+            max_delete: "50%",
+            bwlimit: None,
+            exclude: &[],
+            include: &[],
+        };
+        assert!(options(flags(false, false)).unwrap().progress);
+        assert!(!options(flags(true, false)).unwrap().progress);
+        assert!(!options(flags(false, true)).unwrap().progress);
     }
 }

@@ -11,6 +11,7 @@ use hyper::{Method, StatusCode};
 
 use super::credentials::Provider;
 use super::error::{Error, ErrorKind, Result};
+use super::flow::{self, Sent, Tap};
 use super::http::{self, HttpClient, Payload};
 use super::retry::{self, Jitter, Policy};
 use super::sigv4;
@@ -82,11 +83,13 @@ pub struct Request<'a> {
     pub query: Vec<(&'a str, String)>,
     pub headers: Vec<(String, String)>,
     pub payload: Payload,
+    /// Meters and paces the body as it is sent (a file's bytes; not indexes or listings).
+    pub tap: Option<Tap>,
 }
 
 impl<'a> Request<'a> {
     pub fn new(op: &'static str, method: Method, key: Option<&'a str>) -> Self {
-        Request { op, method, key, query: Vec::new(), headers: Vec::new(), payload: Payload::Empty }
+        Request { op, method, key, query: Vec::new(), headers: Vec::new(), payload: Payload::Empty, tap: None }
     }
     pub fn query(mut self, name: &'a str, value: impl Into<String>) -> Self {
         self.query.push((name, value.into()));
@@ -98,6 +101,10 @@ impl<'a> Request<'a> {
     }
     pub fn payload(mut self, payload: Payload) -> Self {
         self.payload = payload;
+        self
+    }
+    pub fn tap(mut self, tap: &Tap) -> Self {
+        self.tap = Some(tap.clone()).filter(|t| !t.is_idle());
         self
     }
 }
@@ -308,7 +315,7 @@ impl Client {
             Payload::File { path, offset, len } => {
                 let (path, offset, len) = (path.clone(), *offset, *len);
                 let shown = path.display().to_string();
-                tokio::task::spawn_blocking(move || hash_file_range(&path, offset, len))
+                tokio::task::spawn_blocking(move || crate::fsutil::sha256_range(&path, offset, len).map(hex::encode))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()))
@@ -326,6 +333,7 @@ impl Client {
         req: &Request<'_>,
         payload_hash: &str,
         read_body: bool,
+        sent: &Arc<Sent>,
     ) -> std::result::Result<Answer<Result<Bytes, Incoming>>, Failure> {
         let i = &self.inner;
         let object = self.object_name(req);
@@ -369,7 +377,10 @@ impl Client {
             builder = builder.header("content-length", req.payload.len().to_string());
         }
         let io_err = |e: std::io::Error| Failure::Plain(Error::new(req.op, &object, ErrorKind::Io(e.to_string())));
-        let body = req.payload.clone().into_body().await.map_err(io_err)?;
+        let mut body = req.payload.clone().into_body().await.map_err(io_err)?;
+        if let Some(tap) = &req.tap {
+            body = tap.wrap(body, sent);
+        }
         let request = builder
             .body(body)
             .map_err(|e| Failure::Plain(Error::new(req.op, &object, ErrorKind::Config(e.to_string()))))?;
@@ -377,14 +388,16 @@ impl Client {
         i.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Waiting for the answer includes sending the body: allow for an upload at a slow but
         // working 64 KiB/s on top of the read timeout, so a slow uplink is not called a dead
-        // store (the body stream itself fails fast if the connection breaks).
+        // store (the body stream itself fails fast if the connection breaks). Time the body
+        // waits for --bwlimit is not counted: the limit, shared by many transfers, may well
+        // be slower than that.
         let budget = timeout + Duration::from_secs(req.payload.len() / (64 << 10));
-        let response = match tokio::time::timeout(budget, i.http.request(request)).await {
-            Err(_) => return Err(Failure::Plain(Error::new(req.op, &object, ErrorKind::Timeout))),
-            Ok(Err(e)) => {
+        let response = match flow::within(budget, sent, i.http.request(request)).await {
+            None => return Err(Failure::Plain(Error::new(req.op, &object, ErrorKind::Timeout))),
+            Some(Err(e)) => {
                 return Err(Failure::Plain(Error::new(req.op, &object, ErrorKind::Transport(error_chain(&e)))))
             }
-            Ok(Ok(r)) => r,
+            Some(Ok(r)) => r,
         };
         let (parts, mut body) = response.into_parts();
         let status = parts.status;
@@ -455,9 +468,11 @@ impl Client {
         let mut attempt = 1;
         let mut delay = policy.base;
         let mut followed_region = false;
+        // Shared by the attempts: a body sent again is not counted again.
+        let bytes = Arc::new(Sent::default());
         loop {
             let sent = Instant::now();
-            let result = self.attempt(req, &payload_hash, read_body).await;
+            let result = self.attempt(req, &payload_hash, read_body, &bytes).await;
             // Where a sync's time goes, request by request (`--log-level DEBUG`).
             if crate::log::enabled(crate::log::Level::Debug) {
                 let since = |t: Instant| t.duration_since(*EPOCH.get_or_init(Instant::now)).as_secs_f64() * 1e3;
@@ -531,26 +546,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-fn hash_file_range(path: &std::path::Path, offset: u64, len: u64) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Seek};
-    let mut f = std::fs::File::open(path)?;
-    f.seek(std::io::SeekFrom::Start(offset))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(buf.len() as u64) as usize;
-        let n = f.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank"));
-        }
-        h.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 
 use super::client::{Client, Request};
 use super::error::{Error, ErrorKind, Result};
+use super::flow::Tap;
 use super::http::Payload;
 use super::ops::{etag_of, ObjectMeta, PutOptions};
 use super::xml::{self, Upload};
@@ -114,10 +115,22 @@ impl Client {
     }
 
     pub async fn upload_part(&self, key: &str, upload_id: &str, number: u32, payload: Payload) -> Result<String> {
+        self.upload_part_tapped(key, upload_id, number, payload, &Tap::default()).await
+    }
+
+    async fn upload_part_tapped(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        payload: Payload,
+        tap: &Tap,
+    ) -> Result<String> {
         let req = Request::new("UploadPart", Method::PUT, Some(key))
             .query("partNumber", number.to_string())
             .query("uploadId", upload_id)
-            .payload(payload);
+            .payload(payload)
+            .tap(tap);
         let a = self.send_full(&req).await?;
         etag_of(&a.headers).ok_or_else(|| {
             Error::new("UploadPart", self.uri(key), ErrorKind::Xml(format!("part {number}: no ETag in the answer")))
@@ -195,7 +208,8 @@ impl Client {
     /// version: below the threshold it is read whole and sent from memory; above it, parts
     /// are uploaded (resuming an interrupted upload of ours) and the upload is completed only
     /// if the file did not change meanwhile. A file that changes fails with
-    /// [`ErrorKind::Changed`] and nothing new is visible on S3. Returns the ETag.
+    /// [`ErrorKind::Changed`] and nothing new is visible on S3. Returns the ETag. `tap` hears
+    /// the bytes as they go (a part sent again is not heard again) and paces them.
     pub async fn put_file(
         &self,
         key: &str,
@@ -203,6 +217,7 @@ impl Client {
         size: u64,
         opts: &PutOptions,
         xfer: &Transfer,
+        tap: &Tap,
     ) -> Result<Option<String>> {
         let changed = || Error::new("PutObject", path.display().to_string(), ErrorKind::Changed);
         let io = |e: std::io::Error| Error::new("PutObject", path.display().to_string(), ErrorKind::Io(e.to_string()));
@@ -222,7 +237,7 @@ impl Client {
             if body.len() as u64 != size || Snapshot::of(path).map_err(io)? != before {
                 return Err(changed());
             }
-            return self.put(key, Payload::Bytes(Bytes::from(body)), opts).await;
+            return self.put_tapped(key, Payload::Bytes(Bytes::from(body)), opts, tap).await;
         }
         let part = part_size(size, xfer.part_size)
             .map_err(|m| Error::new("CreateMultipartUpload", self.uri(key), ErrorKind::Config(m)))?;
@@ -232,7 +247,7 @@ impl Client {
         };
         let have: std::collections::HashSet<u32> = stored.iter().map(|(n, _)| *n).collect();
         let todo = parts(size, part).filter(|(n, ..)| !have.contains(n));
-        let uploaded = self.upload_parts(key, &upload_id, path, todo, stored, xfer.concurrency).await;
+        let uploaded = self.upload_parts(key, &upload_id, path, todo, stored, xfer.concurrency, tap).await;
         let etags = match uploaded {
             Ok(etags) if Snapshot::of(path).map_err(io)? == before => etags,
             other => {
@@ -315,6 +330,7 @@ impl Client {
         Some((upload.upload_id, reusable))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn upload_parts(
         &self,
         key: &str,
@@ -323,15 +339,18 @@ impl Client {
         todo: impl Iterator<Item = (u32, u64, u64)>,
         mut done: Vec<(u32, String)>,
         concurrency: usize,
+        tap: &Tap,
     ) -> Result<Vec<(u32, String)>> {
         let mut set = JoinSet::new();
         for (number, offset, len) in todo {
             while set.len() >= concurrency.max(1) {
                 done.push(self.next_part(&mut set, key).await?);
             }
-            let (client, key, id) = (self.clone(), key.to_string(), upload_id.to_string());
+            let (client, key, id, tap) = (self.clone(), key.to_string(), upload_id.to_string(), tap.clone());
             let payload = Payload::File { path: path.to_path_buf(), offset, len };
-            set.spawn(async move { client.upload_part(&key, &id, number, payload).await.map(|t| (number, t)) });
+            set.spawn(
+                async move { client.upload_part_tapped(&key, &id, number, payload, &tap).await.map(|t| (number, t)) },
+            );
         }
         while !set.is_empty() {
             done.push(self.next_part(&mut set, key).await?);
@@ -352,11 +371,12 @@ impl Client {
     /// threshold, else ranges fetched in parallel, written in place, all pinned to one ETag
     /// (If-Match) so a concurrent overwrite cannot mix two versions in one file.
     pub async fn download_to_file(&self, key: &str, dest: &Path, size: u64, xfer: &Transfer) -> Result<ObjectMeta> {
-        self.download_pinned(key, None, dest, size, None, xfer).await
+        self.download_pinned(key, None, dest, size, None, xfer, &Tap::default()).await
     }
 
     /// [`Client::download_to_file`] of the version with this ETag only, the first request
-    /// included (412 when the object changed since it was planned).
+    /// included (412 when the object changed since it was planned); `tap` hears the bytes as
+    /// they arrive and paces them.
     pub async fn download_to_file_if(
         &self,
         key: &str,
@@ -364,8 +384,9 @@ impl Client {
         size: u64,
         if_match: Option<&str>,
         xfer: &Transfer,
+        tap: &Tap,
     ) -> Result<ObjectMeta> {
-        self.download_pinned(key, None, dest, size, if_match, xfer).await
+        self.download_pinned(key, None, dest, size, if_match, xfer, tap).await
     }
 
     /// [`Client::download_to_file`] of one version (`None`: the current one).
@@ -377,9 +398,10 @@ impl Client {
         size: u64,
         xfer: &Transfer,
     ) -> Result<ObjectMeta> {
-        self.download_pinned(key, version, dest, size, None, xfer).await
+        self.download_pinned(key, version, dest, size, None, xfer, &Tap::default()).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn download_pinned(
         &self,
         key: &str,
@@ -388,9 +410,10 @@ impl Client {
         size: u64,
         if_match: Option<&str>,
         xfer: &Transfer,
+        tap: &Tap,
     ) -> Result<ObjectMeta> {
         if size < xfer.threshold {
-            let meta = self.get_version_to_file_if(key, version, dest, if_match).await?;
+            let meta = self.get_version_to_file_if(key, version, dest, if_match, tap).await?;
             // A store (or a proxy) that sends a short body under a matching Content-Length
             // passes every HTTP check: only the size the listing gave can tell.
             let got = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
@@ -408,7 +431,7 @@ impl Client {
         let mut ranges = parts(size, part);
         // The first range tells the ETag that pins every other range.
         let (_, off, len) = ranges.next().expect("at least one range");
-        let (meta, _) = self.fetch_range(key, version, &file, off, len, if_match).await?;
+        let (meta, _) = self.fetch_range(key, version, &file, off, len, if_match, tap).await?;
         if meta.size != size {
             return Err(Error::new(
                 "GetObject",
@@ -426,9 +449,9 @@ impl Client {
                 self.next_range(&mut set, key).await?;
             }
             let (client, key, file, etag) = (self.clone(), key.to_string(), file.clone(), etag.clone());
-            let version = version.map(str::to_string);
+            let (version, tap) = (version.map(str::to_string), tap.clone());
             set.spawn(async move {
-                client.fetch_range(&key, version.as_deref(), &file, off, len, etag.as_deref()).await.map(|_| ())
+                client.fetch_range(&key, version.as_deref(), &file, off, len, etag.as_deref(), &tap).await.map(|_| ())
             });
         }
         while !set.is_empty() {
@@ -446,7 +469,9 @@ impl Client {
     }
 
     /// One range into its place in the file. A body cut off mid-way resumes from the last
-    /// byte written (a few times), instead of failing the whole download.
+    /// byte written (a few times), instead of failing the whole download: no byte is fetched,
+    /// or heard by `tap`, twice.
+    #[allow(clippy::too_many_arguments)]
     async fn fetch_range(
         &self,
         key: &str,
@@ -455,13 +480,14 @@ impl Client {
         offset: u64,
         len: u64,
         etag: Option<&str>,
+        tap: &Tap,
     ) -> Result<(ObjectMeta, u64)> {
         let end = offset + len;
         let mut at = offset;
         let mut resumed = 0;
         let meta = loop {
             let result = self
-                .get_into(key, version, Some((at, end - 1)), etag, |chunk| {
+                .get_into(key, version, Some((at, end - 1)), etag, tap, |chunk| {
                     // Positional writes of one chunk land in the page cache; cheap enough inline.
                     let r = file.write_all_at(&chunk, at);
                     at += chunk.len() as u64;

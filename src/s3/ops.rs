@@ -8,6 +8,7 @@ use hyper::Method;
 
 use super::client::{error_chain, Client, Request};
 use super::error::{Error, ErrorKind, Result};
+use super::flow::Tap;
 use super::http::{self, Payload};
 use super::xml::{self, ListPage, Object};
 
@@ -270,7 +271,7 @@ impl Client {
         dest: &Path,
         range: Option<(u64, u64)>,
     ) -> Result<ObjectMeta> {
-        self.get_range_to_file(key, version, dest, range, None).await
+        self.get_range_to_file(key, version, dest, range, None, &Tap::default()).await
     }
 
     /// The whole object (or version) into a new file, only while its ETag is `if_match`.
@@ -280,8 +281,9 @@ impl Client {
         version: Option<&str>,
         dest: &Path,
         if_match: Option<&str>,
+        tap: &Tap,
     ) -> Result<ObjectMeta> {
-        self.get_range_to_file(key, version, dest, None, if_match).await
+        self.get_range_to_file(key, version, dest, None, if_match, tap).await
     }
 
     async fn get_range_to_file(
@@ -291,27 +293,29 @@ impl Client {
         dest: &Path,
         range: Option<(u64, u64)>,
         if_match: Option<&str>,
+        tap: &Tap,
     ) -> Result<ObjectMeta> {
         let mut file = std::fs::File::options().write(true).create_new(true).open(dest).map_err(|e| {
             Error::new("GetObject", dest.display().to_string(), ErrorKind::Io(format!("creating: {e}")))
         })?;
         // Chunks land in the page cache; a synchronous write of one is cheap.
-        self.get_into(key, version, range, if_match, |chunk| {
+        self.get_into(key, version, range, if_match, tap, |chunk| {
             std::future::ready(std::io::Write::write_all(&mut file, &chunk))
         })
         .await
         .map(|(meta, _)| meta)
     }
 
-    /// GET (a range of) an object or one of its versions, handing each body chunk to `sink`;
-    /// returns the metadata and the bytes received, checked against Content-Length so a
-    /// cut-off body is an error.
+    /// GET (a range of) an object or one of its versions, handing each body chunk to `sink`
+    /// (then to `tap`: progress, --bwlimit); returns the metadata and the bytes received,
+    /// checked against Content-Length so a cut-off body is an error.
     pub(crate) async fn get_into<F, Fut>(
         &self,
         key: &str,
         version: Option<&str>,
         range: Option<(u64, u64)>,
         if_match: Option<&str>,
+        tap: &Tap,
         mut sink: F,
     ) -> Result<(ObjectMeta, u64)>
     where
@@ -338,8 +342,10 @@ impl Client {
         loop {
             match http::next_chunk(&mut body, self.read_timeout()).await {
                 Ok(Some(chunk)) => {
-                    got += chunk.len() as u64;
+                    let n = chunk.len() as u64;
+                    got += n;
                     sink(chunk).await.map_err(|e| fail(ErrorKind::Io(format!("writing: {e}"))))?;
+                    tap.received(n).await;
                 }
                 Ok(None) => break,
                 Err(None) => return Err(fail(ErrorKind::Timeout)),
@@ -356,7 +362,18 @@ impl Client {
 
     /// PutObject in one request. Returns the new ETag.
     pub async fn put(&self, key: &str, payload: Payload, opts: &PutOptions) -> Result<Option<String>> {
-        let req = opts.apply(Request::new("PutObject", Method::PUT, Some(key)).payload(payload), true);
+        self.put_tapped(key, payload, opts, &Tap::default()).await
+    }
+
+    /// [`Client::put`] of a file's bytes, metered and paced by `tap`.
+    pub(crate) async fn put_tapped(
+        &self,
+        key: &str,
+        payload: Payload,
+        opts: &PutOptions,
+        tap: &Tap,
+    ) -> Result<Option<String>> {
+        let req = opts.apply(Request::new("PutObject", Method::PUT, Some(key)).payload(payload).tap(tap), true);
         let a = self.send_full(&req).await?;
         Ok(etag_of(&a.headers))
     }

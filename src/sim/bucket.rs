@@ -234,7 +234,14 @@ impl Remote for Handle {
         })
     }
 
-    fn get_file<'a>(&'a self, key: &'a str, dest: &'a Path, size: u64, if_match: Option<&'a str>) -> Fut<'a, Meta> {
+    fn get_file<'a>(
+        &'a self,
+        key: &'a str,
+        dest: &'a Path,
+        size: u64,
+        if_match: Option<&'a str>,
+        _moved: &'a crate::s3::Meter,
+    ) -> Fut<'a, Meta> {
         Box::pin(async move {
             let b = &*self.bucket;
             b.enter(self.machine, "GetObject", key).await?;
@@ -261,6 +268,7 @@ impl Remote for Handle {
         path: &'a Path,
         size: u64,
         opts: &'a PutOptions,
+        _moved: &'a crate::s3::Meter,
     ) -> Fut<'a, Option<String>> {
         Box::pin(async move {
             let b = &*self.bucket;

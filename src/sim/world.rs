@@ -133,6 +133,7 @@ impl World {
             conflicts: keep.map_or(Mode::Ignore, Mode::Keep),
             dry_run: false,
             json: false,
+            progress: false,
             jobs: 4,
             follow_symlinks: false,
             transfer: crate::s3::Transfer::default(),

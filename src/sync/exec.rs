@@ -12,7 +12,7 @@ use super::remote::{Meta, Remote};
 use super::scan::mtime_of;
 use super::stores::Caps;
 use crate::fsutil;
-use crate::progress::Progress;
+use crate::progress::{FileBytes, Progress};
 use crate::s3::{PutOptions, Transfer};
 
 /// What every transfer task needs; shared by all of them.
@@ -147,8 +147,10 @@ impl Ctx {
         // left for the next run, with nothing recorded and no torn object on S3.
         const TRIES: u32 = 3;
         let mut tries = 1;
+        let moved = self.progress.file();
         loop {
-            match self.upload_once(job).await {
+            moved.again();
+            match self.upload_once(job, &moved).await {
                 Err(Retry::Changed) if tries < TRIES => {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(250 * u64::from(tries))).await;
@@ -163,7 +165,7 @@ impl Ctx {
         }
     }
 
-    async fn upload_once(&self, job: &Job) -> Result<Done, Retry> {
+    async fn upload_once(&self, job: &Job, moved: &Arc<FileBytes>) -> Result<Done, Retry> {
         let key = job.key.as_str();
         let path = self.root.join(key);
         let meta = std::fs::metadata(&path).map_err(|e| Retry::Fail(format!("reading {}: {e}", path.display())))?;
@@ -196,7 +198,7 @@ impl Ctx {
         };
         match self.copy_remote(job, &path, meta.len(), &opts).await {
             Copied::Done(etag) => {
-                self.progress.add(1, meta.len());
+                self.progress.add(1, meta.len().saturating_sub(moved.counted()));
                 return Ok(Done::Uploaded { etag, mtime, bytes: 0, copied: true });
             }
             Copied::Other(etag) if self.caps.conditional_put => {
@@ -204,7 +206,7 @@ impl Ctx {
             }
             Copied::Other(_) | Copied::Not => {}
         }
-        let etag = match self.remote.put_file(&self.remote_key(key), &path, meta.len(), &opts).await {
+        let etag = match self.remote.put_file(&self.remote_key(key), &path, meta.len(), &opts, &moved.meter()).await {
             Ok(etag) if etag.as_deref().is_some_and(|t| t.contains('-')) => {
                 self.as_listed(key, &path, meta.len(), etag).await
             }
@@ -222,7 +224,7 @@ impl Ctx {
             },
             Err(e) => return Err(Retry::Fail(e.to_string())),
         };
-        self.progress.add(1, meta.len());
+        self.progress.add(1, meta.len().saturating_sub(moved.counted()));
         Ok(Done::Uploaded { etag, mtime, bytes: meta.len(), copied: false })
     }
 
@@ -347,24 +349,24 @@ impl Ctx {
     async fn download_to(&self, job: &Job, ts: i64, dest: &Path, tmp: &Path) -> Result<Done, String> {
         // Pinned to the version planned where its ETag is known (issue 10); otherwise the
         // first answer pins the rest, and the record names what was fetched.
+        let moved = self.progress.file();
+        let key = self.remote_key(&job.key);
         let copied = self.copy_local(job, tmp).await;
         let meta = match (copied, &job.moved_from) {
             (true, Some(src)) => Meta { size: job.remote_size, etag: Some(src.etag.clone()), lm: job.remote_lm },
-            _ => self
-                .remote
-                .get_file(&self.remote_key(&job.key), tmp, job.remote_size, job.etag.as_deref())
-                .await
-                .map_err(|e| match e.is_precondition_failed() {
+            _ => self.remote.get_file(&key, tmp, job.remote_size, job.etag.as_deref(), &moved.meter()).await.map_err(
+                |e| match e.is_precondition_failed() {
                     true => format!("{} changed on S3 during the sync; will decide next run", job.key),
                     false => e.to_string(),
-                })?,
+                },
+            )?,
         };
         // The version's source time, not "now" (S4 bug): syncing back is then a no-op.
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0) as u64);
         fsutil::seal(tmp, when).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
         check_unchanged(dest, job.local_mtime)?;
         fsutil::replace(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
-        self.progress.add(1, meta.size);
+        self.progress.add(1, meta.size.saturating_sub(moved.counted()));
         let bytes = if copied { 0 } else { meta.size };
         Ok(Done::Downloaded { lm: meta.lm.or(job.remote_lm), etag: meta.etag, bytes, copied })
     }

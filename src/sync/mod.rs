@@ -41,6 +41,10 @@ pub struct Options {
     pub conflicts: Mode,
     pub dry_run: bool,
     pub json: bool,
+    /// Draw the progress display (only ever on a terminal, and not with `-q`). Off for a dry
+    /// run, whose "Would …" lines are its output (a bar sends them to DEBUG), for `--json`, and
+    /// for the daemon, whose output is a log of what changed.
+    pub progress: bool,
     /// Transfers in flight at once.
     pub jobs: usize,
     pub follow_symlinks: bool,
@@ -51,8 +55,8 @@ pub struct Options {
     /// Run blocking work (the local scan, hashing) inline: the simulation's scheduler must see
     /// a machine's every step in one thread and in order. Never set by the CLI.
     pub inline: bool,
-    /// `--bwlimit`: bytes per second for each direction (`None`: no limit). Parsed by the
-    /// commands layer; the transfers are to honour it.
+    /// `--bwlimit`: bytes per second for each direction (`None` or 0: no limit), one token
+    /// bucket per direction shared by all the run's transfers and their parts.
     pub bwlimit: Option<u64>,
     /// `--exclude` / `--include` patterns (.syncignore syntax): keys to leave alone this run.
     pub exclude: Vec<String>,
@@ -87,7 +91,8 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
             opts.jobs = fit;
         }
     }
-    let remote: Arc<dyn Remote> = Arc::new(S3 { client: client.clone(), transfer: opts.transfer });
+    let limits = crate::s3::Limits::per_direction(opts.bwlimit);
+    let remote: Arc<dyn Remote> = Arc::new(S3 { client: client.clone(), transfer: opts.transfer, limits });
     run_on(remote, prefix, root, names, &opts).await
 }
 
@@ -162,7 +167,7 @@ async fn run_guarded(
         root: root.to_path_buf(),
         prefix: prefix.to_string(),
         transfer: opts.transfer,
-        progress: crate::progress::Progress::new(!opts.json),
+        progress: crate::progress::Progress::new(opts.progress),
         inline: opts.inline,
         caps,
         lease,

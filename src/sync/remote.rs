@@ -9,7 +9,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-use crate::s3::{Client, Error, PutOptions, Transfer};
+use crate::s3::{Client, Error, Limits, Meter, PutOptions, Tap, Transfer};
 
 /// What the engine's calls return: boxed so the trait can be used as `dyn Remote`.
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = crate::s3::Result<T>> + Send + 'a>>;
@@ -60,10 +60,25 @@ pub trait Remote: Send + Sync {
     /// A small object (an index, `.syncignore`) into memory; `None` when missing.
     fn get_bytes<'a>(&'a self, key: &'a str) -> Fut<'a, Option<(Bytes, Meta)>>;
     /// The object into `dest` (a new file), only while its ETag is `if_match` (412 else).
-    fn get_file<'a>(&'a self, key: &'a str, dest: &'a Path, size: u64, if_match: Option<&'a str>) -> Fut<'a, Meta>;
+    /// `moved` may hear the bytes as they arrive (the progress display), each byte once.
+    fn get_file<'a>(
+        &'a self,
+        key: &'a str,
+        dest: &'a Path,
+        size: u64,
+        if_match: Option<&'a str>,
+        moved: &'a Meter,
+    ) -> Fut<'a, Meta>;
     /// The file's bytes, sent only if they held still (`ErrorKind::Changed` else). The ETag.
-    fn put_file<'a>(&'a self, key: &'a str, path: &'a Path, size: u64, opts: &'a PutOptions)
-        -> Fut<'a, Option<String>>;
+    /// `moved` may hear the bytes as they go, each byte once per call.
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+        size: u64,
+        opts: &'a PutOptions,
+        moved: &'a Meter,
+    ) -> Fut<'a, Option<String>>;
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>>;
     /// CopyObject of `src` (only while its ETag is `src_etag`, when given) to `dst`, with
     /// `opts`' conditions on `dst`. The new object's ETag.
@@ -87,6 +102,8 @@ pub trait Remote: Send + Sync {
 pub struct S3 {
     pub client: Client,
     pub transfer: Transfer,
+    /// `--bwlimit`, shared by every transfer of the run.
+    pub limits: Limits,
 }
 
 fn meta(m: crate::s3::ObjectMeta) -> Meta {
@@ -127,10 +144,18 @@ impl Remote for S3 {
         Box::pin(async move { Ok(self.client.get_bytes(key).await?.map(|(b, m)| (b, meta(m)))) })
     }
 
-    fn get_file<'a>(&'a self, key: &'a str, dest: &'a Path, size: u64, if_match: Option<&'a str>) -> Fut<'a, Meta> {
-        Box::pin(
-            async move { Ok(meta(self.client.download_to_file_if(key, dest, size, if_match, &self.transfer).await?)) },
-        )
+    fn get_file<'a>(
+        &'a self,
+        key: &'a str,
+        dest: &'a Path,
+        size: u64,
+        if_match: Option<&'a str>,
+        moved: &'a Meter,
+    ) -> Fut<'a, Meta> {
+        Box::pin(async move {
+            let tap = Tap { meter: Some(moved.clone()), throttle: self.limits.down.clone() };
+            Ok(meta(self.client.download_to_file_if(key, dest, size, if_match, &self.transfer, &tap).await?))
+        })
     }
 
     fn put_file<'a>(
@@ -139,8 +164,12 @@ impl Remote for S3 {
         path: &'a Path,
         size: u64,
         opts: &'a PutOptions,
+        moved: &'a Meter,
     ) -> Fut<'a, Option<String>> {
-        Box::pin(self.client.put_file(key, path, size, opts, &self.transfer))
+        Box::pin(async move {
+            let tap = Tap { meter: Some(moved.clone()), throttle: self.limits.up.clone() };
+            self.client.put_file(key, path, size, opts, &self.transfer, &tap).await
+        })
     }
 
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
