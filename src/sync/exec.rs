@@ -31,7 +31,7 @@ pub struct Ctx {
 }
 
 /// One key's work, as planned: the decision plus what the plan saw of each side.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Job {
     pub key: String,
     pub decision: Decision,

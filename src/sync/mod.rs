@@ -5,6 +5,7 @@ pub mod conflict;
 mod content;
 pub mod exec;
 pub mod guard;
+mod held;
 pub mod index;
 pub mod lease;
 mod merge;
@@ -195,7 +196,7 @@ async fn run_guarded(
     let rules = Arc::new(load_rules(client, prefix, root).await?);
     // Deletions the main pass plans wait for the guards; `.syncignore`'s, above, did not: the
     // rules just read must be the settled ones.
-    run.held = Some(Vec::new());
+    run.held = Some(held::Held::default());
     // New keys wait for the old keys they may have moved from; a first sync has none.
     run.fresh = (!idx.local.is_empty()).then(std::collections::VecDeque::new);
     match run.main_pass(&mut idx, client, prefix, root, rules).await {
@@ -260,7 +261,7 @@ struct Run<'a> {
     last_commit: Instant,
     /// Deletions the main pass planned, held until the guards have seen the whole plan
     /// (`None` once released: later deletions are people's answers to conflicts).
-    held: Option<Vec<Job>>,
+    held: Option<held::Held>,
     /// New keys held through the main pass for [`moves::pair`] (`None`: not held).
     fresh: Option<std::collections::VecDeque<Job>>,
     /// Old keys whose bytes went to a new key: their deletions are moves, not losses.
@@ -405,17 +406,13 @@ impl Run<'_> {
         if interrupted() {
             return Ok(None);
         }
-        for job in held.iter().filter(|j| !self.moved.contains(&j.key)) {
-            match job.decision {
-                Decision::DeleteLocal { .. } => {
-                    self.tally.delete_local += 1;
-                    if job.ri.is_some_and(|e| !e.is_tombstone()) {
-                        self.tally.vanished_remote += 1;
-                    }
-                }
-                _ => self.tally.delete_remote += 1,
-            }
+        for job in held.in_memory().iter().filter(|j| !self.moved.contains(&j.key)) {
+            held::tally(&mut self.tally, job);
         }
+        let spilled = held.spilled();
+        self.tally.delete_local += spilled.delete_local;
+        self.tally.delete_remote += spilled.delete_remote;
+        self.tally.vanished_remote += spilled.vanished_remote;
         let n = self.names;
         if let Some(why) = guard::check(&self.tally, self.opts.max_delete, &n.local_uri, &n.remote_uri) {
             if !self.opts.force {
@@ -423,8 +420,8 @@ impl Run<'_> {
             }
             crate::warn!("--force: deleting anyway: {why}");
         }
-        for job in held {
-            self.dispatch(job, idx).await?;
+        for job in held.release()? {
+            self.dispatch(job?, idx).await?;
         }
         Ok(None)
     }
@@ -434,8 +431,7 @@ impl Run<'_> {
         if let (Some(held), Decision::DeleteLocal { .. } | Decision::DeleteRemote { .. }) =
             (self.held.as_mut(), job.decision)
         {
-            held.push(job);
-            return Ok(());
+            return held.push(job);
         }
         if job.decision == Decision::Nothing {
             return Ok(());
@@ -501,7 +497,7 @@ impl Run<'_> {
             return Ok(());
         }
         let mut fresh = Vec::from(fresh);
-        let held = self.held.as_deref().unwrap_or_default();
+        let held = self.held.as_ref().map(held::Held::in_memory).unwrap_or_default();
         moves::pair(&self.ctx, &mut fresh, held).await;
         // A dry run carries nothing out: its pairings are its moves. A real run counts a move
         // once its new key holds the bytes (see `apply`), else the deletion counts as one.

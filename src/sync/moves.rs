@@ -22,7 +22,7 @@ pub const HOLD_AT_MOST: usize = 50_000;
 
 /// Where a move's bytes already are: the old key, the version it names, and (for a local
 /// copy) the old file's mtime as the plan saw it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Source {
     pub key: String,
     pub etag: String,

@@ -4,7 +4,7 @@
 use super::index::Etag;
 
 /// A side's state since the last sync, as S4 derives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum State {
     Created,
     Deleted,
@@ -32,7 +32,7 @@ impl State {
 /// One side's view of a key: its state, its real timestamp (mtime / LastModified) and the
 /// agreed version stamp recorded in its index (`remote_timestamp`). All truncated to
 /// integers, as S4 compares them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Side {
     pub state: State,
     pub real: Option<i64>,
@@ -114,14 +114,14 @@ fn derive(
 }
 
 /// Create (the target lacks the key) or update (it has an older version): only the log line differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Create,
     Update,
 }
 
 /// What to do with a key. `ts` is the version stamp both indexes record afterwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Decision {
     Nothing,
     Upload { kind: Kind, ts: i64 },

@@ -122,7 +122,7 @@ impl Run<'_> {
     fn type_change_pending(&self, key: &str) -> bool {
         let below = format!("{key}/");
         self.held.as_ref().is_some_and(|held| {
-            held.iter().any(|h| {
+            held.in_memory().iter().any(|h| {
                 matches!(h.decision, Decision::DeleteRemote { .. })
                     && (key.starts_with(&format!("{}/", h.key)) || h.key.starts_with(&below))
             })
