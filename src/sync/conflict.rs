@@ -65,7 +65,29 @@ pub fn settle_by_flag(job: &Job, mode: Mode, root: &std::path::Path, now: i64) -
     };
     match plan::resolve(keep, job.local, job.remote) {
         Decision::Nothing => None,
-        decision => Some(Job { decision, ..job.clone() }),
+        decision => {
+            // The version not kept goes for good: say so, as keep-both does (issue 10: an edit
+            // is never lost silently; a settled conflict used to read like a plain transfer).
+            crate::warn!(
+                "Conflict for \"{}\" ({} locally, {} on S3): {}",
+                job.key,
+                job.local.state.name(),
+                job.remote.state.name(),
+                settled(decision)
+            );
+            Some(Job { decision, ..job.clone() })
+        }
+    }
+}
+
+/// What a `--conflicts 1|2` settlement does, in words.
+fn settled(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Upload { .. } => "the local version replaces S3's",
+        Decision::Download { .. } => "S3's version replaces the local one",
+        Decision::DeleteRemote { .. } => "the local deletion removes S3's version",
+        Decision::DeleteLocal { .. } => "S3's deletion removes the local file",
+        Decision::Nothing | Decision::Conflict => "nothing to do",
     }
 }
 
