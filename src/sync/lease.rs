@@ -117,6 +117,14 @@ impl Lease {
                     let _ = remote.delete(&k, None).await;
                     continue;
                 }
+                // A listing may still show an intent its holder just removed (a 3-node Garage
+                // does, about one delete in twenty; HEAD answers 404): that one is not waited
+                // for, or every sync after another machine's would wait out the TTL. A new
+                // intent, the other way round, was always listed.
+                if let Ok(None) = remote.head(&k).await {
+                    crate::debug!("{}: listed, but gone (the listing lags a delete)", remote.uri(&k));
+                    continue;
+                }
                 let now = Instant::now();
                 let since = match seen.get(&k) {
                     Some((old, since)) if *old == m => *since,
@@ -179,7 +187,13 @@ impl Lease {
 
     pub async fn release(&self) {
         self.renewer.abort();
-        let _ = self.remote.delete(&self.key, None).await;
+        if let Err(e) = self.remote.delete(&self.key, None).await {
+            crate::warn!(
+                "could not remove the lease {} ({e}): other machines wait up to {} s for it",
+                self.remote.uri(&self.key),
+                TTL.as_secs()
+            );
+        }
     }
 }
 
