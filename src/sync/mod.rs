@@ -4,6 +4,8 @@
 pub mod conflict;
 mod content;
 pub mod exec;
+#[cfg(test)]
+pub mod flaky;
 pub mod guard;
 pub mod index;
 pub mod lease;
