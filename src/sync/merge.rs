@@ -142,8 +142,9 @@ impl<'r> Merge<'r> {
                 // The remote index names a live object the listing lacks: deleted behind s4's
                 // back, or a listing that lags. A Garage cluster after a node's crash lists an
                 // object through one node and not yet through another, while HEAD finds it
-                // (the cluster test: machine b skipped a file for good as "deleted on S3", and
-                // a machine that had it would have deleted its copy). One HEAD tells.
+                // (the cluster test: machine b skipped a file as "deleted on S3" and exited 0
+                // without it, and a machine that had it would have deleted its copy). One HEAD
+                // tells.
                 None if idx.remote.get(&key).is_some_and(|e| !e.is_tombstone()) => {
                     match self.remote.head(&format!("{}{key}", self.prefix)).await {
                         Ok(Some(o)) => {
@@ -271,8 +272,8 @@ mod tests {
 
     /// Found by the 3-node Garage test (vendor-tests/cluster.rs): after a node's crash, an object
     /// was listed through one node and not yet through another, so the machine syncing through
-    /// the second took it for deleted on S3 (its remote index said live) and skipped it for good,
-    /// exit 0; a machine holding a copy would have deleted it. HEAD finds it.
+    /// the second took it for deleted on S3 (its remote index said live) and skipped it, exit 0;
+    /// a machine holding a copy would have deleted it. HEAD finds it.
     #[tokio::test]
     async fn an_indexed_object_the_listing_lacks_is_looked_up_not_taken_for_deleted() {
         let store = Flaky::new();
