@@ -261,11 +261,15 @@ fn lose_a_node(victim: usize, test: &str) {
             .filter(|l| !["DEBUG: ", "Creating ", "Updating "].iter().any(|p| l.starts_with(p)))
             .filter(|l| !l.contains("connection failed"))
             .collect();
+        // A run that stopped (exit 2) says why in its JSON `error` event.
+        let stopped: Vec<&str> =
+            r.lines.iter().filter(|v| v.get("key").is_none()).filter_map(|v| v.get("error")?.as_str()).collect();
         eprintln!(
-            "run {} of a, exit {}, ended with:\n{}",
+            "run {} of a, exit {}, ended with:\n{}\n{}",
             i + 1,
             r.code,
-            told[told.len().saturating_sub(4)..].join("\n")
+            told[told.len().saturating_sub(4)..].join("\n"),
+            stopped.join("\n")
         );
     }
     eprintln!(
