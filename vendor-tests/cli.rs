@@ -199,6 +199,8 @@ fn conflicts_are_skipped_without_a_terminal_and_settled_by_flag_each_way() {
     // Keep S3's version (2).
     let r = e.sync("a", &["--conflicts", "2"]);
     assert_eq!((r.code, r.count("downloaded")), (0, 1), "{}", r.stderr);
+    // The version not kept is named (issue 10, scenario 3: a settlement read like a transfer).
+    assert!(r.stderr.contains("Conflict for \"c.txt\"") && r.stderr.contains("S3's version replaces"), "{}", r.stderr);
     assert_eq!(read(&e.folder("a").join("c.txt")), "local b");
     // Another conflict, keep local (1) this time.
     write(&e.folder("a").join("c.txt"), "a wins", 40);
@@ -206,6 +208,7 @@ fn conflicts_are_skipped_without_a_terminal_and_settled_by_flag_each_way() {
     e.sync("b", &[]);
     let r = e.sync("a", &["--conflicts", "1"]);
     assert_eq!((r.code, r.count("uploaded")), (0, 1), "{}", r.stderr);
+    assert!(r.stderr.contains("Conflict for \"c.txt\""), "{}", r.stderr);
     let r = e.sync("b", &[]);
     assert_eq!(read(&e.folder("b").join("c.txt")), "a wins", "{}", r.stderr);
 }

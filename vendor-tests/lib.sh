@@ -59,24 +59,27 @@ need_cmd() {
     fi
 }
 
-# A free TCP port on 127.0.0.1.
+# free_port [HOST]: a free TCP port on HOST (default 127.0.0.1; a cluster spreads its nodes
+# over 127.0.0.x, one address each).
 free_port() {
+    local host=${1:-127.0.0.1}
     if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+        python3 -c 'import socket,sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1]); s.close()' "$host"
     else
         local p
         while :; do
             p=$((20000 + RANDOM % 40000))
-            (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+            (exec 3<>"/dev/tcp/$host/$p") 2>/dev/null || { echo "$p"; return; }
         done
     fi
 }
 
-# HTTP status of GET http://127.0.0.1:PORT/PATH, or 000 (bash only, no curl needed).
+# http_status PORT PATH [HOST]: HTTP status of GET http://HOST:PORT/PATH (HOST default
+# 127.0.0.1), or 000 (bash only, no curl needed).
 http_status() {
-    local port=$1 path=$2 line
-    line=$( (exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
-        printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$path" "$port" >&3
+    local port=$1 path=$2 host=${3:-127.0.0.1} line
+    line=$( (exec 3<>"/dev/tcp/$host/$port" || exit 1
+        printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\n\r\n' "$path" "$host" "$port" >&3
         timeout 5 head -n 1 <&3) 2>/dev/null) || { echo 000; return; }
     line=${line#HTTP/* }
     echo "${line:0:3}"

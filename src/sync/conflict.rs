@@ -30,16 +30,28 @@ pub fn settle_by_flag(job: &Job, mode: Mode, root: &std::path::Path, now: i64) -
         Mode::KeepBoth if job.local_mtime.is_none() => Keep::Remote,
         Mode::KeepBoth if job.remote_lm.is_none() => Keep::Local,
         Mode::KeepBoth => {
-            let aside = root.join(conflict_copy_name(&job.key, &host_name(), now));
             let from = root.join(&job.key);
-            if let Err(e) = crate::fsutil::place_new(&from, &aside) {
-                crate::error!(
-                    "Conflict for \"{}\": could not keep the local copy as {}: {e}",
-                    job.key,
-                    aside.display()
-                );
-                return None;
-            }
+            let host = host_name();
+            // The first free name: a conflict copy in conflict again within the same second
+            // would be named after itself, and another machine's copy (or this one's from the
+            // last run) may hold the name already. place_new never replaces a file, so the
+            // check and the move are one step.
+            let mut n = 1;
+            let aside = loop {
+                let aside = root.join(conflict_copy_name(&job.key, &host, now, n));
+                match crate::fsutil::place_new(&from, &aside) {
+                    Ok(()) => break aside,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+                    Err(e) => {
+                        crate::error!(
+                            "Conflict for \"{}\": could not keep the local copy as {}: {e}",
+                            job.key,
+                            aside.display()
+                        );
+                        return None;
+                    }
+                }
+            };
             crate::warn!(
                 "Conflict for \"{}\": the local version is kept as {}; S3's takes the name",
                 job.key,
@@ -53,13 +65,36 @@ pub fn settle_by_flag(job: &Job, mode: Mode, root: &std::path::Path, now: i64) -
     };
     match plan::resolve(keep, job.local, job.remote) {
         Decision::Nothing => None,
-        decision => Some(Job { decision, ..job.clone() }),
+        decision => {
+            // The version not kept goes for good: say so, as keep-both does (issue 10: an edit
+            // is never lost silently; a settled conflict used to read like a plain transfer).
+            crate::warn!(
+                "Conflict for \"{}\" ({} locally, {} on S3): {}",
+                job.key,
+                job.local.state.name(),
+                job.remote.state.name(),
+                settled(decision)
+            );
+            Some(Job { decision, ..job.clone() })
+        }
     }
 }
 
-/// `dir/name.conflict-HOST-YYYYMMDD-HHMMSS.ext`. A conflict copy in a conflict again gets a new
-/// stamp, never a second suffix: never a conflict of a conflict copy.
-pub fn conflict_copy_name(key: &str, host: &str, now: i64) -> String {
+/// What a `--conflicts 1|2` settlement does, in words.
+fn settled(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Upload { .. } => "the local version replaces S3's",
+        Decision::Download { .. } => "S3's version replaces the local one",
+        Decision::DeleteRemote { .. } => "the local deletion removes S3's version",
+        Decision::DeleteLocal { .. } => "S3's deletion removes the local file",
+        Decision::Nothing | Decision::Conflict => "nothing to do",
+    }
+}
+
+/// `dir/name.conflict-HOST-YYYYMMDD-HHMMSS.ext`, the `n`th choice numbered `…-HHMMSS-N.ext`. A
+/// conflict copy in a conflict again gets a new stamp, never a second suffix: never a conflict of
+/// a conflict copy.
+pub fn conflict_copy_name(key: &str, host: &str, now: i64, n: u32) -> String {
     let (dir, name) = key.rsplit_once('/').map_or(("", key), |(d, n)| (d, n));
     let (stem, ext) = match name.rfind('.') {
         Some(i) if i > 0 => (&name[..i], &name[i..]),
@@ -69,6 +104,7 @@ pub fn conflict_copy_name(key: &str, host: &str, now: i64) -> String {
     let when: String = crate::log::format_utc(now).chars().filter(|c| c.is_ascii_digit() || *c == ' ').collect();
     let when = when.replace(' ', "-");
     let host: String = host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let when = if n > 1 { format!("{when}-{n}") } else { when };
     let file = format!("{stem}.conflict-{host}-{when}{ext}");
     if dir.is_empty() {
         file
@@ -207,19 +243,55 @@ fn show_diff(ctx: &Arc<Ctx>, key: &str, names: &Names) {
 
 #[cfg(test)]
 mod tests {
-    use super::conflict_copy_name;
+    use super::*;
+    use crate::sync::plan::{Side, State};
+
+    /// Found by the scenario-3 test on s3s-fs (two machines on one host, issue 10): a conflict
+    /// copy in conflict again within the second it was named in got its own name as the new
+    /// one, so keep-both could not move it aside and skipped the conflict ("File exists").
+    #[test]
+    fn a_conflict_copy_in_conflict_within_its_own_second_is_moved_aside_not_skipped() {
+        let t = 1_700_000_000;
+        let root = tempfile::tempdir().unwrap();
+        let key = conflict_copy_name("f.txt", &host_name(), t, 1);
+        std::fs::write(root.path().join(&key), "mine").unwrap();
+        let side = |state| Side { state, real: Some(t - 10), stamp: Some(t - 100), tombstone: false, version: None };
+        let job = Job {
+            key: key.clone(),
+            decision: Decision::Conflict,
+            local_mtime: Some((t - 10) as f64),
+            remote_size: 6,
+            remote_lm: Some(t - 5),
+            li: None,
+            ri: None,
+            local: side(State::Created),
+            remote: side(State::Created),
+            local_size: Some(4),
+            etag: None,
+            after_deletes: false,
+            moved_from: None,
+        };
+        let next = settle_by_flag(&job, Mode::KeepBoth, root.path(), t).expect("settled, not skipped");
+        assert!(matches!(next.decision, Decision::Download { .. }), "{:?}", next.decision);
+        let aside = root.path().join(conflict_copy_name("f.txt", &host_name(), t, 2));
+        assert_eq!(std::fs::read_to_string(aside).unwrap(), "mine");
+        assert!(!root.path().join(&key).exists(), "the name is free for S3's version");
+    }
 
     #[test]
     fn conflict_copies_are_named_once() {
         let t = 1_700_000_000; // 2023-11-14 22:13:20 UTC
         assert_eq!(
-            conflict_copy_name("notes/todo.txt", "lap top", t),
+            conflict_copy_name("notes/todo.txt", "lap top", t, 1),
             "notes/todo.conflict-lap_top-20231114-221320.txt"
         );
-        assert_eq!(conflict_copy_name("Makefile", "h", t), "Makefile.conflict-h-20231114-221320");
-        assert_eq!(conflict_copy_name(".bashrc", "h", t), ".bashrc.conflict-h-20231114-221320");
+        assert_eq!(conflict_copy_name("Makefile", "h", t, 1), "Makefile.conflict-h-20231114-221320");
+        assert_eq!(conflict_copy_name(".bashrc", "h", t, 1), ".bashrc.conflict-h-20231114-221320");
         // Never a conflict of a conflict copy: the old suffix is replaced, not nested.
-        let again = conflict_copy_name("notes/todo.conflict-h-20231114-221320.txt", "h", t + 60);
+        let again = conflict_copy_name("notes/todo.conflict-h-20231114-221320.txt", "h", t + 60, 1);
         assert_eq!(again, "notes/todo.conflict-h-20231114-221420.txt");
+        assert_eq!(conflict_copy_name("a/b.txt", "h", t, 2), "a/b.conflict-h-20231114-221320-2.txt");
+        let numbered = conflict_copy_name("a/b.conflict-h-20231114-221320-2.txt", "h", t + 60, 1);
+        assert_eq!(numbered, "a/b.conflict-h-20231114-221420.txt");
     }
 }

@@ -139,6 +139,28 @@ impl<'r> Merge<'r> {
                     self.listed = self.next_listed(idx).await?;
                     Some(o)
                 }
+                // The remote index names a live object the listing lacks: deleted behind s4's
+                // back, or a listing that lags. A Garage cluster after a node's crash lists an
+                // object through one node and not yet through another, while HEAD finds it
+                // (the cluster test: machine b skipped a file as "deleted on S3" and exited 0
+                // without it, and a machine that had it would have deleted its copy). One HEAD
+                // tells.
+                None if idx.remote.get(&key).is_some_and(|e| !e.is_tombstone()) => {
+                    match self.remote.head(&format!("{}{key}", self.prefix)).await {
+                        Ok(Some(o)) => {
+                            crate::debug!("{key}: not listed, but HEAD finds it (the listing lags)");
+                            self.remote_files += 1;
+                            Some(o)
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            // Not knowing whether it is gone, do nothing with it this run.
+                            crate::warn!("{key}: skipped: the listing lacks it and {e}");
+                            self.errors += 1;
+                            continue;
+                        }
+                    }
+                }
                 None => None,
             };
             if self.indexed.as_deref() == Some(key.as_str()) {
@@ -239,5 +261,39 @@ fn item_key(i: &Item) -> &str {
         Item::File(f) => &f.key,
         Item::Skipped { key, .. } => key,
         Item::Notice(_) => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::flaky::Flaky;
+    use crate::sync::index::Entry;
+
+    /// Found by the 3-node Garage test (vendor-tests/cluster.rs): after a node's crash, an object
+    /// was listed through one node and not yet through another, so the machine syncing through
+    /// the second took it for deleted on S3 (its remote index said live) and skipped it, exit 0;
+    /// a machine holding a copy would have deleted it. HEAD finds it.
+    #[tokio::test]
+    async fn an_indexed_object_the_listing_lacks_is_looked_up_not_taken_for_deleted() {
+        let store = Flaky::new();
+        let root = tempfile::tempdir().unwrap();
+        for key in ["p/lagging.txt", "p/listed.txt"] {
+            store.put_bytes(key, bytes::Bytes::from_static(b"body"), &Default::default()).await.unwrap();
+        }
+        store.hidden.lock().unwrap().insert("p/lagging.txt".into());
+        let mut idx = Indexes::load(&*store, root.path(), "p/").await.unwrap();
+        for key in ["gone.txt", "lagging.txt", "listed.txt"] {
+            idx.remote.insert(key.into(), Entry::new(Some(100.0), Some(100.0), None));
+        }
+        let walk = Walk { follow_symlinks: false, clean_temp: false, inline: true };
+        let rules = Arc::new(IgnoreRules::default());
+        let mut m = Merge::start(&*store, "p/", root.path(), rules, None, walk, &idx).await.unwrap();
+        let mut seen = Vec::new();
+        while let Some(o) = m.next(&idx).await.unwrap() {
+            seen.push((o.key, o.remote.map(|r| r.size)));
+        }
+        let want = [("gone.txt", None), ("lagging.txt", Some(4)), ("listed.txt", Some(4))];
+        assert_eq!(seen, want.map(|(k, s)| (k.to_string(), s)));
     }
 }

@@ -4,6 +4,8 @@
 pub mod conflict;
 mod content;
 pub mod exec;
+#[cfg(test)]
+pub mod flaky;
 pub mod guard;
 mod held;
 pub mod index;
@@ -138,10 +140,16 @@ pub async fn run_on(
             (caps, lease)
         }
     };
-    if !opts.dry_run {
-        idx.guard(client, caps.conditional_put, lease.clone()).await?;
-    }
-    let result = run_guarded(remote.clone(), idx, prefix, root, names, opts, caps, lease.clone()).await;
+    // Whatever happens from here, the lease is released below: an intent left behind makes
+    // every other machine wait out its TTL (a failed re-read of the index used to return early).
+    let guarded = match opts.dry_run {
+        true => Ok(()),
+        false => idx.guard(client, caps.conditional_put, lease.clone()).await,
+    };
+    let result = match guarded {
+        Ok(()) => run_guarded(remote.clone(), idx, prefix, root, names, opts, caps, lease.clone()).await,
+        Err(e) => Err(e),
+    };
     if let Some(lease) = lease {
         lease.release().await;
     }

@@ -93,3 +93,82 @@ fn a_held_upload_never_overwrites_a_newer_edit_unseen() {
     assert!(on_s3 == 1 && conflicts > 0, "one edit on S3 ({on_s3}), the other kept and reported ({conflicts})");
     eprintln!("summary: scenario 2 (a held upload), both edits kept, conflicts reported {conflicts}, lost 0");
 }
+
+/// Scenario 3: two different versions under one stamp. f.txt changed on S3 behind both
+/// machines' backs (another writer), and A and B each edited it, alike in mtime: both see a
+/// conflict against the same prior stamp and settle it the same way (`--conflicts MODE`), so
+/// both compute the same new stamp. B's settled upload is held on a slow link while A settles,
+/// uploads and commits. The index must not describe B's object under the stamp A holds: after
+/// quiet syncs both folders and S3 agree, each edit is somewhere (the file or a conflict copy)
+/// or a conflict was reported, and a further sync does nothing.
+fn one_stamp_two_versions(mode: &str) {
+    let e = Env::new(&format!("one-stamp-{mode}"));
+    let proxy = Proxy::start(
+        Plan::rules(vec![Rule::always(Match::method("PUT").path("f.txt"), Fault::Hold)]),
+        Duration::from_secs(3),
+    );
+    e.add("a");
+    e.add_via("b", &proxy.endpoint);
+    write(&e.folder("a").join("f.txt"), "v1", -100);
+    assert_eq!(e.sync("a", &[]).code, 0);
+    assert_eq!(e.sync("b", &[]).code, 0);
+    // A LastModified in another second than v1's: stores that list no ETag tell versions apart
+    // by it alone.
+    std::thread::sleep(Duration::from_millis(1100));
+    e.put_remote("f.txt", "another writer's version");
+    // One mtime for both edits, a whole second: the stamps the settlements compute are equal.
+    let mtime = crate::support::env::at(-50);
+    for (m, text) in [("a", "A's edit"), ("b", "B's edit")] {
+        let p = e.folder(m).join("f.txt");
+        std::fs::write(&p, text).unwrap();
+        std::fs::File::options().write(true).open(&p).unwrap().set_modified(mtime).unwrap();
+    }
+    let flags = ["--conflicts", mode];
+    let mut conflicts = 0;
+    std::thread::scope(|s| {
+        let b = s.spawn(|| e.sync("b", &flags));
+        std::thread::sleep(Duration::from_millis(800));
+        let a = e.sync("a", &flags);
+        assert!(a.code <= 1, "{}", a.stderr);
+        let b = b.join().unwrap();
+        assert!(b.code <= 1, "{}", b.stderr);
+        // Both settled a conflict: the setup of the scenario, whatever the store serialised.
+        for (m, r) in [("a", &a), ("b", &b)] {
+            assert!(r.stderr.contains("Conflict for \"f.txt\""), "{m} met no conflict:\n{}", r.stderr);
+        }
+        conflicts += a.stderr.matches("Conflict for").count() + b.stderr.matches("Conflict for").count();
+    });
+    proxy.set_plan(Plan::none());
+    for m in ["a", "b", "a", "b"] {
+        conflicts += e.sync(m, &flags).stderr.matches("Conflict for").count();
+    }
+    let (a, b, s3) = (tree(&e.folder("a")), tree(&e.folder("b")), store_tree(&e));
+    assert_same(&a, &b, "a and b after quiet syncs");
+    assert_same(&a, &s3, "a and the store after quiet syncs");
+    let mut kept = Vec::new();
+    for edit in ["A's edit", "B's edit"] {
+        let at: Vec<&String> = a.iter().filter(|(_, v)| v.as_slice() == edit.as_bytes()).map(|(k, _)| k).collect();
+        assert!(!at.is_empty() || conflicts > 0, "{edit} is lost, and no conflict was reported: {:?}", a.keys());
+        kept.push(format!("{edit} at {at:?}"));
+    }
+    for m in ["a", "b"] {
+        let r = e.sync(m, &flags);
+        assert!(r.code == 0 && r.actions().is_empty(), "{m}: a further sync has work: {:?}\n{}", r.actions(), r.stderr);
+    }
+    eprintln!(
+        "summary: scenario 3 (one stamp, two versions, --conflicts {mode}), {}; conflicts reported {conflicts}; \
+         machines and S3 agree ({} files), further syncs no-ops",
+        kept.join(", "),
+        a.len()
+    );
+}
+
+#[test]
+fn two_settled_conflicts_never_share_a_stamp_keep_local() {
+    one_stamp_two_versions("1");
+}
+
+#[test]
+fn two_settled_conflicts_never_share_a_stamp_keep_both() {
+    one_stamp_two_versions("keep-both");
+}
