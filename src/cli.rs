@@ -98,9 +98,12 @@ pub struct DaemonCmd {
     /// conflict choice: 1, 2, keep-both or ignore (default keep-both: nothing waits for ever)
     #[argh(option, default = "String::from(\"keep-both\")")]
     pub conflicts: String,
-    /// seconds between checks of S3 for remote changes (default 30)
+    /// seconds between checks of S3 for remote changes: one conditional GET of the remote index (default 30)
     #[argh(option, default = "30")]
     pub poll: u64,
+    /// minutes between full syncs (a scan and a listing), which find what other tools changed on S3; 0: at every poll (default 60)
+    #[argh(option, default = "60")]
+    pub full_every: u64,
     /// transfers in flight at once (default 64)
     #[argh(option, default = "64")]
     pub jobs: usize,

@@ -257,6 +257,27 @@ impl Client {
         }
     }
 
+    /// [`Client::get_bytes`], only if the object is no longer the version `etag` names
+    /// (`If-None-Match`): `Ok(None)` for 304 Not Modified, one request and no body. How the
+    /// daemon polls the remote index for nothing. A store that ignores the header answers 200
+    /// with the same ETag: that is "not modified" too.
+    pub async fn get_bytes_if_changed(&self, key: &str, etag: &str) -> Result<Option<Option<(Bytes, ObjectMeta)>>> {
+        let quoted = format!("\"{}\"", etag.trim_matches('"'));
+        let req = Request::new("GetObject", Method::GET, Some(key)).header("if-none-match", quoted);
+        match self.send_full(&req).await {
+            Ok(a) => {
+                let meta = meta_of(&a.headers);
+                match meta.etag.as_deref() == Some(etag.trim_matches('"')) {
+                    true => Ok(None),
+                    false => Ok(Some(Some((a.body, meta)))),
+                }
+            }
+            Err(e) if e.status() == Some(304) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(Some(None)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stream an object (or `range` = (first, last) inclusive) into a new file at `dest`,
     /// which must not exist yet (never follows a symlink planted there).
     pub async fn get_to_file(&self, key: &str, dest: &Path, range: Option<(u64, u64)>) -> Result<ObjectMeta> {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::sched::Sched;
 use crate::s3::{Error, ErrorKind, PutOptions};
-use crate::sync::remote::{Fut, Meta, Page, Remote, Upload};
+use crate::sync::remote::{Fresh, Fut, Meta, Page, Remote, Upload};
 
 /// Seconds of the simulated epoch (late 2023): LastModified values look like real ones.
 pub const BASE_SECS: i64 = 1_700_000_000;
@@ -231,6 +231,20 @@ impl Remote for Handle {
             b.enter(self.machine, "GetObject", key).await?;
             let got = b.objects.lock().unwrap().get(key).map(|o| (o.body.clone(), b.meta(o)));
             b.leave(self.machine, "GetObject", key, got)
+        })
+    }
+
+    fn get_if_changed<'a>(&'a self, key: &'a str, etag: &'a str) -> Fut<'a, Fresh> {
+        Box::pin(async move {
+            let b = &*self.bucket;
+            b.enter(self.machine, "GetObject(If-None-Match)", key).await?;
+            // Every store honours If-None-Match on GET (HTTP's own conditional request).
+            let got = match b.objects.lock().unwrap().get(key) {
+                None => Fresh::Missing,
+                Some(o) if o.etag == etag.trim_matches('"') => Fresh::Unchanged,
+                Some(o) => Fresh::Changed(o.body.clone(), b.meta(o)),
+            };
+            b.leave(self.machine, "GetObject(If-None-Match)", key, got)
         })
     }
 

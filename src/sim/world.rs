@@ -69,6 +69,9 @@ pub struct World {
     /// A machine that stands still (a suspended laptop, a stalled link) until a step, while the
     /// clock runs and the others go on: leases must lapse, not be revived.
     frozen: Option<(usize, u64)>,
+    /// Seeds ending in 7 or 9 also run key-set syncs (issue 13: the daemon's rounds), of a
+    /// random few of the paths, beside full ones; other seeds replay as they did when found.
+    key_syncs: bool,
 }
 
 /// Why a seed failed, with what happened last.
@@ -115,6 +118,7 @@ impl World {
             counter: 0,
             steps: 0,
             frozen: None,
+            key_syncs: matches!(seed % 10, 7 | 9),
         }
     }
 
@@ -147,6 +151,11 @@ impl World {
     }
 
     fn start(&mut self, m: usize, keep: Option<Keep>) {
+        self.start_keys(m, keep, None);
+    }
+
+    /// A sync of only `keys`, as the daemon runs on what its watch reported; all when `None`.
+    fn start_keys(&mut self, m: usize, keep: Option<Keep>, keys: Option<Vec<String>>) {
         let present = self.present();
         let machine = &mut self.machines[m];
         machine.started_with = present;
@@ -156,9 +165,15 @@ impl World {
             local_uri: format!("{}/", root.display()),
             remote_uri: format!("s3://sim/{PREFIX}"),
         };
-        self.sched.note(format!("m{m} sync starts"));
+        self.sched.note(match &keys {
+            None => format!("m{m} sync starts"),
+            Some(k) => format!("m{m} sync of {k:?} starts"),
+        });
         machine.running = Some(tokio::spawn(async move {
-            crate::sync::run_on(remote, PREFIX, &root, &names, &Self::options(keep)).await
+            match keys {
+                None => crate::sync::run_on(remote, PREFIX, &root, &names, &Self::options(keep)).await,
+                Some(k) => crate::sync::run_keys(remote, PREFIX, &root, &names, &Self::options(keep), k).await,
+            }
         }));
     }
 
@@ -235,7 +250,11 @@ impl World {
         } else if r < 96 {
             let m = self.sched.draw(self.machines.len());
             if self.machines[m].running.is_none() {
-                self.start(m, None);
+                let keys = (self.key_syncs && self.sched.draw(2) == 0).then(|| {
+                    let paths = self.paths.iter().filter(|_| self.sched.draw(2) == 0);
+                    paths.map(|p| p.to_string()).collect()
+                });
+                self.start_keys(m, None, keys);
             }
         } else if r < 97 {
             let m = self.sched.draw(self.machines.len());

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::s3::{Error, ErrorKind, Meter, PutOptions};
-use crate::sync::remote::{Fut, Meta, Page, Remote, Upload};
+use crate::sync::remote::{Fresh, Fut, Meta, Page, Remote, Upload};
 
 /// A store with objects in memory that is down (every call fails) or loses the answers of
 /// PUTs (they land, the caller hears an error) between two offsets of the clock.
@@ -89,6 +89,9 @@ impl Remote for Flaky {
             self.check("GetObject", key)?;
             Ok(self.objects.lock().unwrap().get(key).map(|(b, e)| (b.clone(), meta(b, e))))
         })
+    }
+    fn get_if_changed<'a>(&'a self, key: &'a str, _: &'a str) -> Fut<'a, Fresh> {
+        Box::pin(async move { Err(Error::new("GetObject", key, ErrorKind::Config("not in this test".into()))) })
     }
     fn get_file<'a>(&'a self, key: &'a str, _: &'a Path, _: u64, _: Option<&'a str>, _: &'a Meter) -> Fut<'a, Meta> {
         Box::pin(async move { Err(Error::new("GetObject", key, ErrorKind::Config("not in this test".into()))) })

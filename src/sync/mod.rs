@@ -9,6 +9,7 @@ pub mod flaky;
 pub mod guard;
 mod held;
 pub mod index;
+pub mod keys;
 pub mod lease;
 mod merge;
 pub mod moves;
@@ -30,6 +31,7 @@ use tokio::task::JoinSet;
 use self::conflict::Mode;
 use self::exec::{Ctx, Job, Outcome};
 use self::index::{Entry, Etag};
+pub use self::keys::run_keys;
 use self::plan::Decision;
 use self::prepare::{abort_stale_uploads, load_rules, lock};
 use self::remote::{Meta, Remote, S3};
@@ -83,6 +85,14 @@ const COMMIT_SECS: u64 = 30;
 /// Sync one target. `Err` means the target could not be synced at all (exit 2);
 /// per-file failures are counted in the report and never stop the rest.
 pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts: &Options) -> Result<Report, String> {
+    let opts = fitted(opts);
+    let limits = crate::s3::Limits::per_direction(opts.bwlimit);
+    let remote: Arc<dyn Remote> = Arc::new(S3 { client: client.clone(), transfer: opts.transfer, limits });
+    run_on(remote, prefix, root, names, &opts).await
+}
+
+/// `opts` with no more transfers in flight than the open-file limit allows.
+pub fn fitted(opts: &Options) -> Options {
     let mut opts = opts.clone();
     // Each transfer in flight may hold a file and a socket per part: stay inside the process's
     // open-file limit (issue 10: 64 × 8 of each could meet a 1024 limit), with room to spare.
@@ -94,9 +104,7 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
             opts.jobs = fit;
         }
     }
-    let limits = crate::s3::Limits::per_direction(opts.bwlimit);
-    let remote: Arc<dyn Remote> = Arc::new(S3 { client: client.clone(), transfer: opts.transfer, limits });
-    run_on(remote, prefix, root, names, &opts).await
+    opts
 }
 
 /// [`run`] against any store behind the engine's seam (the simulation's model bucket too).
@@ -106,6 +114,18 @@ pub async fn run_on(
     root: &Path,
     names: &Names,
     opts: &Options,
+) -> Result<Report, String> {
+    run_scoped(remote, prefix, root, names, opts, None).await
+}
+
+/// [`run_on`], or [`run_keys`] with `keys`.
+async fn run_scoped(
+    remote: Arc<dyn Remote>,
+    prefix: &str,
+    root: &Path,
+    names: &Names,
+    opts: &Options,
+    keys: Option<Vec<String>>,
 ) -> Result<Report, String> {
     let client = &*remote;
     crate::info!("Syncing {} [{} <=> {}]", names.name, names.local_uri, names.remote_uri);
@@ -147,7 +167,7 @@ pub async fn run_on(
         false => idx.guard(client, caps.conditional_put, lease.clone()).await,
     };
     let result = match guarded {
-        Ok(()) => run_guarded(remote.clone(), idx, prefix, root, names, opts, caps, lease.clone()).await,
+        Ok(()) => run_guarded(remote.clone(), idx, prefix, root, names, opts, caps, lease.clone(), keys).await,
         Err(e) => Err(e),
     };
     if let Some(lease) = lease {
@@ -166,9 +186,11 @@ async fn run_guarded(
     opts: &Options,
     caps: stores::Caps,
     lease: Option<Arc<lease::Lease>>,
+    keys: Option<Vec<String>>,
 ) -> Result<Report, String> {
     let client = &*remote;
-    if !opts.dry_run {
+    // Stale multipart uploads are a full sync's chore: a key set costs what it names.
+    if !opts.dry_run && keys.is_none() {
         abort_stale_uploads(client, prefix).await;
     }
     let ctx = Arc::new(Ctx {
@@ -201,13 +223,19 @@ async fn run_guarded(
     let mut deferred = Vec::new();
     run.sync_one(&mut idx, ".syncignore", &mut deferred).await?;
     run.drain(&mut idx).await?;
+    // New rules may un-ignore or ignore any key: only a full sync applies them everywhere.
+    let rules_moved = run.report != Report::default() || !deferred.is_empty();
     let rules = Arc::new(load_rules(client, prefix, root).await?);
     // Deletions the main pass plans wait for the guards; `.syncignore`'s, above, did not: the
     // rules just read must be the settled ones.
     run.held = Some(held::Held::default());
     // New keys wait for the old keys they may have moved from; a first sync has none.
     run.fresh = (!idx.local.is_empty()).then(std::collections::VecDeque::new);
-    match run.main_pass(&mut idx, client, prefix, root, rules).await {
+    let pass = match &keys {
+        None => run.main_pass(&mut idx, client, prefix, root, rules).await,
+        Some(keys) => run.keys_pass(&mut idx, keys, rules).await,
+    };
+    match pass {
         Ok(more) => deferred.extend(more),
         Err(e) => {
             // Keep what finished: the next run then resumes instead of re-checking it all.
@@ -221,6 +249,11 @@ async fn run_guarded(
     run.release_fresh(&mut idx).await?;
     run.drain(&mut idx).await?;
     run.report.stopped = run.release_deletes(&mut idx).await?;
+    if keys.is_some() {
+        // The guards ran on totals of 0 files a side (a key set counts none): whatever they
+        // stop there, they might allow with the real totals; a full sync decides, with them.
+        run.report.needs_full = rules_moved || run.report.needs_full || run.report.stopped.take().is_some();
+    }
     run.drain(&mut idx).await?;
     // Downloads a type change blocked, now that the deletions ran.
     for job in std::mem::take(&mut run.blocked) {
@@ -290,6 +323,26 @@ pub fn interrupted() -> bool {
 }
 
 impl Run<'_> {
+    /// [`Run::main_pass`] of a key-set sync: each key observed from a local `lstat` and a
+    /// HEAD ([`keys::observe`]), then planned exactly as the merge's observation of it would be.
+    async fn keys_pass(
+        &mut self,
+        idx: &mut Indexes,
+        keys: &[String],
+        rules: Arc<IgnoreRules>,
+    ) -> Result<Vec<Job>, String> {
+        let mut deferred = Vec::new();
+        let mut seen = keys::observe(&self.ctx, self.opts, keys, rules, idx);
+        while let Some(obs) = seen.next(&mut self.report).await? {
+            let (li, ri) = (idx.local.get(&obs.key).copied(), idx.remote.get(&obs.key).copied());
+            self.plan_key(idx, &obs.key, obs.local, obs.remote, li, ri, &mut deferred).await?;
+            while let Some(job) = self.followups.pop() {
+                self.dispatch(job, idx).await?;
+            }
+        }
+        Ok(deferred)
+    }
+
     async fn main_pass(
         &mut self,
         idx: &mut Indexes,
@@ -298,10 +351,7 @@ impl Run<'_> {
         root: &Path,
         rules: Arc<IgnoreRules>,
     ) -> Result<Vec<Job>, String> {
-        let leave_alone = (!self.opts.exclude.is_empty()).then(|| {
-            let negated = self.opts.include.iter().map(|p| format!("!{p}"));
-            IgnoreRules::parse(&self.opts.exclude.iter().cloned().chain(negated).collect::<Vec<_>>().join("\n"))
-        });
+        let leave_alone = keys::leave_alone(self.opts);
         let walk = merge::Walk {
             follow_symlinks: self.opts.follow_symlinks,
             clean_temp: !self.opts.dry_run,

@@ -31,6 +31,15 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// A small object asked for again, only if it changed since a known version.
+#[derive(Debug)]
+pub enum Fresh {
+    /// Still the version named (304 Not Modified).
+    Unchanged,
+    Missing,
+    Changed(Bytes, Meta),
+}
+
 /// A multipart upload in progress.
 #[derive(Debug, Clone)]
 pub struct Upload {
@@ -59,6 +68,9 @@ pub trait Remote: Send + Sync {
     fn head<'a>(&'a self, key: &'a str) -> Fut<'a, Option<Meta>>;
     /// A small object (an index, `.syncignore`) into memory; `None` when missing.
     fn get_bytes<'a>(&'a self, key: &'a str) -> Fut<'a, Option<(Bytes, Meta)>>;
+    /// [`Remote::get_bytes`] only if the object's ETag is no longer `etag` (If-None-Match):
+    /// one request, and no body when nothing changed.
+    fn get_if_changed<'a>(&'a self, key: &'a str, etag: &'a str) -> Fut<'a, Fresh>;
     /// The object into `dest` (a new file), only while its ETag is `if_match` (412 else).
     /// `moved` may hear the bytes as they arrive (the progress display), each byte once.
     fn get_file<'a>(
@@ -142,6 +154,16 @@ impl Remote for S3 {
 
     fn get_bytes<'a>(&'a self, key: &'a str) -> Fut<'a, Option<(Bytes, Meta)>> {
         Box::pin(async move { Ok(self.client.get_bytes(key).await?.map(|(b, m)| (b, meta(m)))) })
+    }
+
+    fn get_if_changed<'a>(&'a self, key: &'a str, etag: &'a str) -> Fut<'a, Fresh> {
+        Box::pin(async move {
+            Ok(match self.client.get_bytes_if_changed(key, etag).await? {
+                None => Fresh::Unchanged,
+                Some(None) => Fresh::Missing,
+                Some(Some((b, m))) => Fresh::Changed(b, meta(m)),
+            })
+        })
     }
 
     fn get_file<'a>(

@@ -34,6 +34,10 @@ pub struct Report {
     pub interrupted: bool,
     /// Why a guard stopped the planned deletions (none of them ran).
     pub stopped: Option<String>,
+    /// A key-set sync ([`super::run_keys`]) left something only a full sync may decide:
+    /// deletions the guards stopped on a key set's totals, a changed `.syncignore`, a
+    /// followed symlink.
+    pub needs_full: bool,
     /// The keys of the real conflicts met (skipped or settled): how a version that did not
     /// win is never lost silently (issue 10).
     pub conflicts: Vec<String>,
@@ -79,6 +83,7 @@ impl Report {
         self.interrupted |= r.interrupted;
         self.conflicts.extend(r.conflicts.iter().cloned());
         self.stopped = self.stopped.take().or_else(|| r.stopped.clone());
+        self.needs_full |= r.needs_full;
         let (w, o) = (&mut self.would, &r.would);
         w.upload += o.upload;
         w.download += o.download;
