@@ -90,7 +90,7 @@ impl<'r> Merge<'r> {
             lister: Lister::new(remote, prefix, None),
             local: None,
             listed: None,
-            indexed: next_index_key(idx, None),
+            indexed: idx.next_key(None),
             blocked: Vec::new(),
             local_files: 0,
             remote_files: 0,
@@ -142,7 +142,7 @@ impl<'r> Merge<'r> {
                 None => None,
             };
             if self.indexed.as_deref() == Some(key.as_str()) {
-                self.indexed = next_index_key(idx, Some(&key));
+                self.indexed = idx.next_key(Some(&key));
             }
             // Keys come in order: a block is over once the key sorts after everything below it.
             self.blocked.retain(|b| {
@@ -160,7 +160,7 @@ impl<'r> Merge<'r> {
             if self.leave_alone.as_ref().is_some_and(|r| r.is_ignored(&key, false)) {
                 continue;
             }
-            if self.rules.is_ignored(&key, false) && idx.local.get(&key).is_none_or(|e| e.is_tombstone()) {
+            if self.rules.is_ignored(&key, false) && idx.local().get(&key).is_none_or(|e| e.is_tombstone()) {
                 continue; // ignored and never synced from here (see `next_listed`)
             }
             return Ok(Some(Observation { key, local, remote }));
@@ -199,27 +199,12 @@ impl<'r> Merge<'r> {
                 );
                 continue;
             }
-            if self.rules.is_ignored(rel, false) && idx.local.get(rel).is_none_or(|e| e.is_tombstone()) {
+            if self.rules.is_ignored(rel, false) && idx.local().get(rel).is_none_or(|e| e.is_tombstone()) {
                 continue;
             }
             return Ok(Some((rel.to_string(), o)));
         }
         Ok(None)
-    }
-}
-
-/// The next key of either index after `after`.
-fn next_index_key(idx: &Indexes, after: Option<&str>) -> Option<String> {
-    use std::ops::Bound::{Excluded, Unbounded};
-    let bound = match after {
-        Some(a) => (Excluded(a), Unbounded),
-        None => (Unbounded, Unbounded),
-    };
-    let l = idx.local.range::<str, _>(bound).next().map(|(k, _)| k);
-    let r = idx.remote.range::<str, _>(bound).next().map(|(k, _)| k);
-    match (l, r) {
-        (Some(a), Some(b)) => Some(a.min(b).clone()),
-        (a, b) => a.or(b).cloned(),
     }
 }
 

@@ -16,6 +16,7 @@ mod report;
 pub mod scan;
 pub(crate) mod state;
 pub mod stores;
+mod table;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -287,7 +288,7 @@ impl Run<'_> {
         let mut deferred = Vec::new();
         while !interrupted() {
             let Some(seen) = merge.next(idx).await? else { break };
-            let (li, ri) = (idx.local.get(&seen.key).copied(), idx.remote.get(&seen.key).copied());
+            let (li, ri) = (idx.local().get(&seen.key), idx.remote().get(&seen.key));
             self.plan_key(idx, &seen.key, seen.local, seen.remote, li, ri, &mut deferred).await?;
             while let Some(job) = self.followups.pop() {
                 self.dispatch(job, idx).await?;
@@ -310,7 +311,7 @@ impl Run<'_> {
         });
         let remote_key = self.ctx.remote_key(key);
         let ro = self.ctx.remote.head(&remote_key).await.map_err(|e| e.to_string())?;
-        let (li, ri) = (idx.local.get(key).copied(), idx.remote.get(key).copied());
+        let (li, ri) = (idx.local().get(key), idx.remote().get(key));
         self.plan_key(idx, key, lf, ro, li, ri, deferred).await
     }
 
@@ -514,7 +515,7 @@ impl Run<'_> {
 
     async fn maybe_commit(&mut self, idx: &mut Indexes) -> Result<(), String> {
         // Each commit rewrites both whole indexes: batch more as the index grows.
-        let batch = COMMIT_EVERY.max(idx.local.len() / 10);
+        let batch = COMMIT_EVERY.max(idx.local().len() / 10);
         if idx.uncommitted >= batch || (idx.uncommitted > 0 && self.last_commit.elapsed().as_secs() >= COMMIT_SECS) {
             idx.commit(&*self.ctx.remote, &self.ctx.prefix).await?;
             self.last_commit = Instant::now();
