@@ -6,6 +6,7 @@
 //! in at commit, which rewrites the whole index anyway: never one insert at a time.
 
 use std::io::{Read, Write};
+use std::num::NonZeroU32;
 
 use super::index::{self, Entry, Etag};
 
@@ -20,14 +21,20 @@ pub enum Side {
 /// has no entry for the key" and "the stamp is null" (a tombstone's `local_timestamp`).
 const ABSENT: u64 = 0x7ff8_5334_0000_0001;
 const NULL: u64 = 0x7ff8_5334_0000_0002;
-const NO_ETAG: u32 = u32::MAX;
+/// An ETag's place in the pool, plus one: never zero, so `Option<Packed>` costs nothing more
+/// (the overlay holds four a key).
+const NO_ETAG: NonZeroU32 = NonZeroU32::MAX;
+
+fn etag_ref(i: usize) -> NonZeroU32 {
+    u32::try_from(i + 1).ok().and_then(NonZeroU32::new).filter(|r| *r != NO_ETAG).expect("fewer than 4 billion ETags")
+}
 
 /// One side's record of a key, packed; its ETag is a place in the table's pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packed {
     lt: u64,
     rt: u64,
-    etag: u32,
+    etag: NonZeroU32,
 }
 
 impl Packed {
@@ -53,7 +60,7 @@ struct Row {
     key: u64,
     lt: [u64; 2],
     rt: [u64; 2],
-    etag: [u32; 2],
+    etag: [NonZeroU32; 2],
 }
 
 impl Row {
@@ -125,7 +132,7 @@ impl Table {
         if p.is_absent() {
             return None;
         }
-        let etag = (p.etag != NO_ETAG).then(|| self.etags[p.etag as usize]);
+        let etag = (p.etag != NO_ETAG).then(|| self.etags[p.etag.get() as usize - 1]);
         Some(Entry::new(unpack_stamp(p.lt), unpack_stamp(p.rt), etag))
     }
 
@@ -134,11 +141,11 @@ impl Table {
         let Some(e) = e else { return Packed::ABSENT };
         let etag = match e.etag {
             None => NO_ETAG,
-            Some(t) if share.etag != NO_ETAG && self.etags[share.etag as usize] == t => share.etag,
-            Some(t) if self.etags.last() == Some(&t) => self.etags.len() as u32 - 1,
+            Some(t) if share.etag != NO_ETAG && self.etags[share.etag.get() as usize - 1] == t => share.etag,
+            Some(t) if self.etags.last() == Some(&t) => etag_ref(self.etags.len() - 1),
             Some(t) => {
                 self.etags.push(t);
-                u32::try_from(self.etags.len() - 1).expect("fewer than 4 billion ETags")
+                etag_ref(self.etags.len() - 1)
             }
         };
         Packed { lt: pack_stamp(e.local_timestamp), rt: pack_stamp(e.remote_timestamp), etag }
@@ -343,6 +350,8 @@ mod tests {
         ];
         t.apply(changes.into_iter());
         assert_eq!(t.etags.len(), 1, "the same ETag is not pushed twice");
+        assert_eq!(std::mem::size_of::<Option<Packed>>(), 24);
+        assert_eq!(std::mem::size_of::<Row>(), 48);
         let keys: Vec<_> = std::iter::successors(t.next_key(None), |k| t.next_key(Some(k))).collect();
         assert_eq!(keys, ["a", "b", "c"]);
         assert_eq!(side(&t, Side::Local).into_keys().collect::<Vec<_>>(), ["a"]);
