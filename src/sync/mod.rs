@@ -71,6 +71,9 @@ pub struct Names {
 /// conditional writes) the lease; what a crash loses since the last one is not transfers but
 /// records, which the next run restores from content (ETag = MD5) without sending the bytes.
 const COMMIT_EVERY: usize = 20_000;
+/// Batches grow with the index (a commit rewrites it whole) up to this many changes: the
+/// changes wait in memory until then, ~250 bytes each (issue 13: a million files).
+const COMMIT_MOST: usize = 50_000;
 const COMMIT_SECS: u64 = 30;
 
 /// Sync one target. `Err` means the target could not be synced at all (exit 2);
@@ -515,7 +518,7 @@ impl Run<'_> {
 
     async fn maybe_commit(&mut self, idx: &mut Indexes) -> Result<(), String> {
         // Each commit rewrites both whole indexes: batch more as the index grows.
-        let batch = COMMIT_EVERY.max(idx.local().len() / 10);
+        let batch = COMMIT_EVERY.max(idx.local().len() / 10).min(COMMIT_MOST);
         if idx.uncommitted >= batch || (idx.uncommitted > 0 && self.last_commit.elapsed().as_secs() >= COMMIT_SECS) {
             idx.commit(&*self.ctx.remote, &self.ctx.prefix).await?;
             self.last_commit = Instant::now();
