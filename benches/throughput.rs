@@ -11,11 +11,13 @@
 //! - `s4 sync` of S4_BENCH_SMALL_FILES (10,000) files of 4 KiB: first sync up, no-op (and with
 //!   S4_BENCH_SMALL_DOWN=1 a download into a fresh folder, files checked);
 //! - a no-op sync of S4_BENCH_NOOP_FILES (100,000) files, every tool on the prefix s4 uploaded;
-//! - the same with s5cmd, `aws s3`, rclone and S4 0.4.4 (sync only) when installed.
+//! - the same with s5cmd, `aws s3`, rclone and S4 0.4.4 (sync only) when installed;
+//! - section `many` (not in the default list; `benches/run.sh --many`): S4_BENCH_MANY_FILES
+//!   (1,000,000) files of 1 KiB: first sync (s4), no-op and 100 changed (every tool).
 //!
 //! S4_BENCH_QUICK=1 shrinks the defaults (5,000 keys, 64 MiB, 1,000 and 5,000 files) for a try.
 //! Other knobs: S4_BENCH_ALT_JOBS (s4 --jobs of a diagnostic download row; 0: none),
-//! S4_BENCH_ONLY=list,big,small,noop (sections), S4_BENCH_PEERS=s5cmd,aws,rclone,s4py (or none),
+//! S4_BENCH_ONLY=list,big,small,noop,many (sections), S4_BENCH_PEERS=s5cmd,aws,rclone,s4py (or none),
 //! S4_BENCH_S5CMD (the s5cmd binary), S4_PY (S4 0.4.4's python),
 //! S4_BENCH_BIN (s4 binary), S4_BENCH_KEEP_OBJECTS=1 (skip deleting the run's objects),
 //! S4_BENCH_OUT (JSON path; default target/bench/results.json). Costs (requests by operation,
@@ -25,6 +27,8 @@
 mod cost;
 #[path = "throughput/data.rs"]
 mod data;
+#[path = "throughput/many.rs"]
+mod many;
 #[path = "throughput/moves.rs"]
 mod moves;
 #[path = "throughput/report.rs"]
@@ -55,6 +59,7 @@ struct Settings {
     move_files: usize,
     move_mib: u64,
     small_down: bool,
+    many_files: usize,
     only: Vec<String>,
     keep_objects: bool,
 }
@@ -117,6 +122,7 @@ fn main() {
         move_files: env_num("S4_BENCH_MOVE_FILES", size(1000, 100)),
         move_mib: env_num("S4_BENCH_MOVE_MIB", size(1024, 64) as u64),
         small_down: std::env::var("S4_BENCH_SMALL_DOWN").is_ok_and(|v| v == "1"),
+        many_files: env_num("S4_BENCH_MANY_FILES", size(1_000_000, 20_000)),
         only: std::env::var("S4_BENCH_ONLY")
             .unwrap_or_else(|_| "list,big,small,noop,move".into())
             .split(',')
@@ -190,8 +196,9 @@ fn main() {
             "small" => b.small(),
             "noop" => b.noop(),
             "move" => b.moves(),
+            "many" => b.many(),
             "" => continue,
-            other => eprintln!("note: unknown section {other:?} in S4_BENCH_ONLY (list, big, small, noop, move)"),
+            other => eprintln!("note: unknown section {other:?} in S4_BENCH_ONLY (list, big, small, noop, move, many)"),
         }
         eprintln!("throughput: section {section} took {:.1} s", t.elapsed().as_secs_f64());
     }
@@ -267,6 +274,7 @@ impl Bench {
             "endpoint": self.store.endpoint, "prefix": self.run, "reps": c.reps,
             "list_keys": c.list_keys, "big_mib": c.big_mib, "alt_concurrency": c.alt_concurrency,
             "small_files": c.small_files, "alt_jobs": c.alt_jobs, "noop_files": c.noop_files,
+            "many_files": c.many_files,
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "peer_sync_jobs": tools::SYNC_JOBS, "tools": tools,
             "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),

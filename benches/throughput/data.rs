@@ -57,6 +57,21 @@ pub fn small_tree(root: &Path, count: usize, seed: u64, size: Option<usize>) -> 
     Ok(total)
 }
 
+/// Rewrite `k` of the `count` files of a `small_tree` (spread evenly, shifted by `round` so
+/// each round edits files not edited before) with new bytes of the same size; their mtime
+/// becomes now.
+pub fn edit_spread(root: &Path, count: usize, k: usize, round: usize) -> std::io::Result<()> {
+    let mut rng = Rng::new(0xed17 + round as u64);
+    let step = (count / k.max(1)).max(1);
+    for i in (0..k.min(count)).map(|j| (j * step + round) % count) {
+        let path = root.join(format!("d{:03}", i / 100)).join(format!("f{i:06}.bin"));
+        let mut buf = vec![0u8; fs::metadata(&path)?.len() as usize];
+        rng.fill(&mut buf);
+        fs::write(&path, &buf)?;
+    }
+    Ok(())
+}
+
 /// A copy of `src` at `dst` made of hard links (same inodes, same mtimes): instant, and
 /// what the tool under test writes beside the files (s4's `.index`) stays in `dst`.
 pub fn link_tree(src: &Path, dst: &Path) -> std::io::Result<()> {

@@ -123,6 +123,11 @@ pub fn targets(rows: &[Row]) -> String {
     line("big download: s4 / s5cmd MiB/s", rate_over("big_down_default"), ">= 1.20", |x| x >= 1.2);
     let rss = ["noop_up", "noop"].iter().filter_map(|id| row(id)?.rss_mib("s4")).fold(f64::NAN, f64::max);
     line("peak RSS of s4 on the big-tree syncs, MiB", Some(rss), "<= 100", |x| x <= 100.0);
+    let ids = ["many_up", "many_noop", "many_changed"];
+    let rss = ids.iter().filter_map(|id| row(id)?.rss_mib("s4")).fold(f64::NAN, f64::max);
+    line("peak RSS of s4 on the million-file syncs, MiB", Some(rss), "<= 150", |x| x <= 150.0);
+    let noop = row("many_noop").and_then(|r| Some(r.secs("s4")? / peers(r)));
+    line("million-file no-op: s4 / fastest peer time", noop, "<= 0.50", |x| x <= 0.5);
     out
 }
 

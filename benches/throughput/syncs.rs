@@ -169,13 +169,19 @@ impl Bench {
         if !self.s4_round((&src, &dir), &prefix, "many", (up, None), None) {
             return;
         }
+        self.noop_all(noop, "many-up", (&src, &dir), &prefix);
+    }
+
+    /// No-op syncs of s4's target, then of every peer on the prefix s4 uploaded (S4 0.4.4 in
+    /// s4's folder, reading s4's index: they share the format), each `reps` times.
+    pub(super) fn noop_all(&mut self, row: usize, target: &str, (src, dir): (&Path, &Path), prefix: &str) {
         for _ in 0..self.cfg.reps {
-            self.s4_noop(noop, "many-up");
+            self.s4_noop(row, target);
             for i in 0..self.peers.len() {
                 let name = self.peers[i].name;
-                let local = if self.peers[i].keeps_state() { &dir } else { &src };
-                let r = self.peers[i].sync(local, &prefix, false).measure(&self.probe, &self.rss);
-                self.record_noop(noop, name, r.map(|d| d.sample));
+                let local = if self.peers[i].keeps_state() { dir } else { src };
+                let r = self.peers[i].sync(local, prefix, false).measure(&self.probe, &self.rss);
+                self.record_noop(row, name, r.map(|d| d.sample));
             }
         }
     }

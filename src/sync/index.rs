@@ -2,11 +2,12 @@
 //! Read as plain JSON, gzip or zlib; written as gzip, exactly as S4 writes it.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 
 use flate2::read::{GzDecoder, ZlibDecoder};
 use flate2::write::GzEncoder;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One key's record. `local_timestamp: None` with a `remote_timestamp` is a tombstone.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
@@ -105,33 +106,118 @@ impl Entry {
 
 pub type Index = BTreeMap<String, Entry>;
 
-/// Decode an index file's bytes: empty, plain JSON, gzip or zlib (sniffed by magic bytes,
-/// which is what S4's libmagic check amounts to).
+/// Decode an index file's bytes into a map (for `s4 ls` and the tests; a sync streams the
+/// file into its compact table instead, see `read_each`).
 pub fn decode(bytes: &[u8]) -> Result<Index, String> {
-    let text: Vec<u8> = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(bytes).read_to_end(&mut out).map_err(|e| format!("bad gzip: {e}"))?;
-        out
-    } else if bytes.len() >= 2 && bytes[0] == 0x78 && (u16::from(bytes[0]) << 8 | u16::from(bytes[1])) % 31 == 0 {
-        let mut out = Vec::new();
-        ZlibDecoder::new(bytes).read_to_end(&mut out).map_err(|e| format!("bad zlib: {e}"))?;
-        out
-    } else {
-        bytes.to_vec()
-    };
-    if text.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Index::new());
-    }
-    serde_json::from_slice(&text).map_err(|e| format!("not an S4 index: {e}"))
+    let mut index = Index::new();
+    read_each(bytes, |key, e| {
+        index.insert(key.to_string(), e);
+    })?;
+    Ok(index)
 }
 
 /// Gzip of compact JSON, as S4 writes it (`json.dump` then `gzip.open(.., "wt")`).
 pub fn encode(index: &Index) -> Vec<u8> {
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    let json = serde_json::to_vec(index).expect("index serialises");
+    write_each(Vec::new(), index.iter().map(|(k, e)| (k.as_str(), *e))).expect("in-memory write")
+}
+
+/// Stream an index's entries to `each`, in file order (a key met twice: the last one counts,
+/// as when Python or serde builds a map), without holding the file's text: at a million keys
+/// the JSON alone is ~80 MB (issue 13). Plain JSON, gzip or zlib, sniffed by magic bytes
+/// (what S4's libmagic check amounts to); empty or blank is an empty index.
+pub fn read_each(src: impl Read, mut each: impl FnMut(&str, Entry)) -> Result<(), String> {
+    let mut src = BufReader::with_capacity(64 << 10, src);
+    let head = src.fill_buf().map_err(|e| format!("reading: {e}"))?;
+    let (text, what): (Box<dyn Read>, &str) = if head.starts_with(&[0x1f, 0x8b]) {
+        (Box::new(GzDecoder::new(src)), "gzip")
+    } else if head.len() >= 2 && head[0] == 0x78 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0 {
+        (Box::new(ZlibDecoder::new(src)), "zlib")
+    } else {
+        (Box::new(src), "index")
+    };
+    let mut text = BufReader::with_capacity(64 << 10, text);
+    loop {
+        let buf = text.fill_buf().map_err(|e| format!("bad {what}: {e}"))?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let blank = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        if blank < buf.len() {
+            break;
+        }
+        text.consume(blank);
+    }
+    let mut de = serde_json::Deserializer::from_reader(text);
+    let bad = |e: serde_json::Error| match e.is_io() {
+        true => format!("bad {what}: {e}"),
+        false => format!("not an S4 index: {e}"),
+    };
+    de.deserialize_map(EachEntry { each: &mut each }).map_err(bad)?;
+    de.end().map_err(bad)
+}
+
+/// The top-level object, one entry at a time, the key read into one reused buffer.
+struct EachEntry<'f, F> {
+    each: &'f mut F,
+}
+
+impl<'de, F: FnMut(&str, Entry)> Visitor<'de> for EachEntry<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of index entries")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut key = String::new();
+        while map.next_key_seed(KeyInto(&mut key))?.is_some() {
+            let entry: Entry = map.next_value()?;
+            (self.each)(&key, entry);
+        }
+        Ok(())
+    }
+}
+
+struct KeyInto<'b>(&'b mut String);
+
+impl<'de> DeserializeSeed<'de> for KeyInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.clear();
+        self.0.push_str(v);
+        Ok(())
+    }
+}
+
+/// Write entries (in key order: the caller's) as S4's file: gzip of compact JSON, one entry
+/// at a time, exactly what serde writes for the whole map (`{"k":{..},"k2":{..}}`).
+pub fn write_each<'a, W: Write>(out: W, entries: impl Iterator<Item = (&'a str, Entry)>) -> std::io::Result<W> {
     // S4's json.dump separates with ", " and ": ": Python reads either; compact is smaller.
-    gz.write_all(&json).expect("in-memory write");
-    gz.finish().expect("in-memory write")
+    let mut w = BufWriter::with_capacity(64 << 10, GzEncoder::new(out, flate2::Compression::new(6)));
+    w.write_all(b"{")?;
+    for (i, (key, entry)) in entries.enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut w, key)?;
+        w.write_all(b":")?;
+        serde_json::to_writer(&mut w, &entry)?;
+    }
+    w.write_all(b"}")?;
+    w.into_inner().map_err(|e| e.into_error())?.finish()
 }
 
 #[cfg(test)]

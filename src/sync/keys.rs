@@ -130,7 +130,7 @@ pub(super) fn admitted(key: &str, rules: &IgnoreRules, leave_alone: Option<&Igno
     if leave_alone.is_some_and(|r| r.is_ignored(key, false)) {
         return false;
     }
-    !(rules.is_ignored(key, false) && idx.local.get(key).is_none_or(|e| e.is_tombstone()))
+    !(rules.is_ignored(key, false) && idx.local().get(key).is_none_or(|e| e.is_tombstone()))
 }
 
 /// What the local scan would yield at a key.

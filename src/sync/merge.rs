@@ -90,7 +90,7 @@ impl<'r> Merge<'r> {
             lister: Lister::new(remote, prefix, None),
             local: None,
             listed: None,
-            indexed: next_index_key(idx, None),
+            indexed: idx.next_key(None),
             blocked: Vec::new(),
             local_files: 0,
             remote_files: 0,
@@ -145,7 +145,7 @@ impl<'r> Merge<'r> {
                 // (the cluster test: machine b skipped a file as "deleted on S3" and exited 0
                 // without it, and a machine that had it would have deleted its copy). One HEAD
                 // tells.
-                None if idx.remote.get(&key).is_some_and(|e| !e.is_tombstone()) => {
+                None if idx.remote().get(&key).is_some_and(|e| !e.is_tombstone()) => {
                     match self.remote.head(&format!("{}{key}", self.prefix)).await {
                         Ok(Some(o)) => {
                             crate::debug!("{key}: not listed, but HEAD finds it (the listing lags)");
@@ -164,7 +164,7 @@ impl<'r> Merge<'r> {
                 None => None,
             };
             if self.indexed.as_deref() == Some(key.as_str()) {
-                self.indexed = next_index_key(idx, Some(&key));
+                self.indexed = idx.next_key(Some(&key));
             }
             // Keys come in order: a block is over once the key sorts after everything below it.
             self.blocked.retain(|b| {
@@ -182,7 +182,7 @@ impl<'r> Merge<'r> {
             if self.leave_alone.as_ref().is_some_and(|r| r.is_ignored(&key, false)) {
                 continue;
             }
-            if self.rules.is_ignored(&key, false) && idx.local.get(&key).is_none_or(|e| e.is_tombstone()) {
+            if self.rules.is_ignored(&key, false) && idx.local().get(&key).is_none_or(|e| e.is_tombstone()) {
                 continue; // ignored and never synced from here (see `next_listed`)
             }
             return Ok(Some(Observation { key, local, remote }));
@@ -221,27 +221,12 @@ impl<'r> Merge<'r> {
                 );
                 continue;
             }
-            if self.rules.is_ignored(rel, false) && idx.local.get(rel).is_none_or(|e| e.is_tombstone()) {
+            if self.rules.is_ignored(rel, false) && idx.local().get(rel).is_none_or(|e| e.is_tombstone()) {
                 continue;
             }
             return Ok(Some((rel.to_string(), o)));
         }
         Ok(None)
-    }
-}
-
-/// The next key of either index after `after`.
-fn next_index_key(idx: &Indexes, after: Option<&str>) -> Option<String> {
-    use std::ops::Bound::{Excluded, Unbounded};
-    let bound = match after {
-        Some(a) => (Excluded(a), Unbounded),
-        None => (Unbounded, Unbounded),
-    };
-    let l = idx.local.range::<str, _>(bound).next().map(|(k, _)| k);
-    let r = idx.remote.range::<str, _>(bound).next().map(|(k, _)| k);
-    match (l, r) {
-        (Some(a), Some(b)) => Some(a.min(b).clone()),
-        (a, b) => a.or(b).cloned(),
     }
 }
 
@@ -282,10 +267,14 @@ mod tests {
             store.put_bytes(key, bytes::Bytes::from_static(b"body"), &Default::default()).await.unwrap();
         }
         store.hidden.lock().unwrap().insert("p/lagging.txt".into());
-        let mut idx = Indexes::load(&*store, root.path(), "p/").await.unwrap();
-        for key in ["gone.txt", "lagging.txt", "listed.txt"] {
-            idx.remote.insert(key.into(), Entry::new(Some(100.0), Some(100.0), None));
-        }
+        // The remote index records all three.
+        let recorded: crate::sync::index::Index = ["gone.txt", "lagging.txt", "listed.txt"]
+            .into_iter()
+            .map(|k| (k.to_string(), Entry::new(Some(100.0), Some(100.0), None)))
+            .collect();
+        let body = bytes::Bytes::from(crate::sync::index::encode(&recorded));
+        store.put_bytes("p/.index", body, &Default::default()).await.unwrap();
+        let idx = Indexes::load(&*store, root.path(), "p/").await.unwrap();
         let walk = Walk { follow_symlinks: false, clean_temp: false, inline: true };
         let rules = Arc::new(IgnoreRules::default());
         let mut m = Merge::start(&*store, "p/", root.path(), rules, None, walk, &idx).await.unwrap();

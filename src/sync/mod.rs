@@ -21,6 +21,7 @@ mod report;
 pub mod scan;
 pub(crate) mod state;
 pub mod stores;
+mod table;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub struct Names {
 /// conditional writes) the lease; what a crash loses since the last one is not transfers but
 /// records, which the next run restores from content (ETag = MD5) without sending the bytes.
 const COMMIT_EVERY: usize = 20_000;
+/// Batches grow with the index (a commit rewrites it whole) up to this many changes: the
+/// changes wait in memory until then, ~250 bytes each (issue 13: a million files).
+const COMMIT_MOST: usize = 50_000;
 const COMMIT_SECS: u64 = 30;
 
 /// Sync one target. `Err` means the target could not be synced at all (exit 2);
@@ -230,7 +234,7 @@ async fn run_guarded(
     // rules just read must be the settled ones.
     run.held = Some(held::Held::default());
     // New keys wait for the old keys they may have moved from; a first sync has none.
-    run.fresh = (!idx.local.is_empty()).then(std::collections::VecDeque::new);
+    run.fresh = (!idx.local().is_empty()).then(std::collections::VecDeque::new);
     let pass = match &keys {
         None => run.main_pass(&mut idx, client, prefix, root, rules).await,
         Some(keys) => run.keys_pass(&mut idx, keys, rules).await,
@@ -334,7 +338,7 @@ impl Run<'_> {
         let mut deferred = Vec::new();
         let mut seen = keys::observe(&self.ctx, self.opts, keys, rules, idx);
         while let Some(obs) = seen.next(&mut self.report).await? {
-            let (li, ri) = (idx.local.get(&obs.key).copied(), idx.remote.get(&obs.key).copied());
+            let (li, ri) = (idx.local().get(&obs.key), idx.remote().get(&obs.key));
             self.plan_key(idx, &obs.key, obs.local, obs.remote, li, ri, &mut deferred).await?;
             while let Some(job) = self.followups.pop() {
                 self.dispatch(job, idx).await?;
@@ -361,7 +365,7 @@ impl Run<'_> {
         let mut deferred = Vec::new();
         while !interrupted() {
             let Some(seen) = merge.next(idx).await? else { break };
-            let (li, ri) = (idx.local.get(&seen.key).copied(), idx.remote.get(&seen.key).copied());
+            let (li, ri) = (idx.local().get(&seen.key), idx.remote().get(&seen.key));
             self.plan_key(idx, &seen.key, seen.local, seen.remote, li, ri, &mut deferred).await?;
             while let Some(job) = self.followups.pop() {
                 self.dispatch(job, idx).await?;
@@ -384,7 +388,7 @@ impl Run<'_> {
         });
         let remote_key = self.ctx.remote_key(key);
         let ro = self.ctx.remote.head(&remote_key).await.map_err(|e| e.to_string())?;
-        let (li, ri) = (idx.local.get(key).copied(), idx.remote.get(key).copied());
+        let (li, ri) = (idx.local().get(key), idx.remote().get(key));
         self.plan_key(idx, key, lf, ro, li, ri, deferred).await
     }
 
@@ -614,7 +618,7 @@ impl Run<'_> {
 
     async fn maybe_commit(&mut self, idx: &mut Indexes) -> Result<(), String> {
         // Each commit rewrites both whole indexes: batch more as the index grows.
-        let batch = COMMIT_EVERY.max(idx.local.len() / 10);
+        let batch = COMMIT_EVERY.max(idx.local().len() / 10).min(COMMIT_MOST);
         if idx.uncommitted >= batch || (idx.uncommitted > 0 && self.last_commit.elapsed().as_secs() >= COMMIT_SECS) {
             idx.commit(&*self.ctx.remote, &self.ctx.prefix).await?;
             self.last_commit = Instant::now();
