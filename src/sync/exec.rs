@@ -287,11 +287,15 @@ impl Ctx {
             Some(e) => e.clone(),
             None => self.remote.head(&self.remote_key(&item.key)).await.ok()??.etag?,
         };
-        let path = self.root.join(&item.key);
-        let preferred = self.transfer.part_size;
-        let tag = etag.clone();
-        let same = self.blocking(move || super::content::local_matches_etag(&path, size, &tag, preferred)).await;
+        let same = self.holds(&self.root.join(&item.key), size, &etag).await;
         same.then_some((mtime, etag))
+    }
+
+    /// Does the file hold the bytes that make `etag` (MD5, or multipart at the usual part
+    /// sizes)? Read off the async threads.
+    pub async fn holds(&self, path: &Path, size: u64, etag: &str) -> bool {
+        let (p, tag, part) = (path.to_path_buf(), etag.to_string(), self.transfer.part_size);
+        self.blocking(move || super::content::local_matches_etag(&p, size, &tag, part)).await
     }
 
     /// The name the store lists our new object by. Some stores list a multipart object by the
@@ -302,12 +306,9 @@ impl Ctx {
         let Ok(Some(m)) = self.remote.head(&self.remote_key(key)).await else { return answered };
         match m.etag {
             Some(listed) if m.size == size && !listed.contains('-') && Some(&listed) != answered.as_ref() => {
-                let (p, tag, part) = (path.to_path_buf(), listed.clone(), self.transfer.part_size);
-                let ours = self.blocking(move || super::content::local_matches_etag(&p, size, &tag, part)).await;
-                if ours {
-                    Some(listed)
-                } else {
-                    answered
+                match self.holds(path, size, &listed).await {
+                    true => Some(listed),
+                    false => answered,
                 }
             }
             _ => answered,
@@ -317,9 +318,7 @@ impl Ctx {
     /// The ETag of the object at `key` if it holds exactly the file's bytes.
     async fn ours_already(&self, key: &str, path: &Path, size: u64) -> Option<String> {
         let etag = self.remote.head(&self.remote_key(key)).await.ok()??.etag?;
-        let (path, part, tag) = (path.to_path_buf(), self.transfer.part_size, etag.clone());
-        let same = self.blocking(move || super::content::local_matches_etag(&path, size, &tag, part)).await;
-        same.then_some(etag)
+        self.holds(path, size, &etag).await.then_some(etag)
     }
 
     async fn download(&self, job: &Job, ts: i64) -> Result<Done, String> {

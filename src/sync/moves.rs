@@ -60,12 +60,6 @@ async fn md5_of(ctx: &Ctx, path: &Path, size: u64) -> Option<Etag> {
     Some(Etag::parse(&hex::encode(digest)))
 }
 
-/// Does the file hold the bytes of a multipart ETag (at the usual part sizes)?
-async fn holds_multipart(ctx: &Ctx, path: &Path, size: u64, etag: &str) -> bool {
-    let (p, tag, part) = (path.to_path_buf(), etag.to_string(), ctx.transfer.part_size);
-    ctx.blocking(move || super::content::local_matches_etag(&p, size, &tag, part)).await
-}
-
 /// Multipart candidates of one size checked per new key, at most (each costs a read).
 const MULTIPART_TRIES: usize = 4;
 
@@ -128,7 +122,7 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
                     }
                 }
                 for (key, tag) in on_s3.multipart.get(&size).into_iter().flatten().take(MULTIPART_TRIES) {
-                    if found.is_none() && holds_multipart(ctx, &path, size, tag).await {
+                    if found.is_none() && ctx.holds(&path, size, tag).await {
                         found = Some((key.clone(), tag.clone()));
                     }
                 }
@@ -141,7 +135,7 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
                 if tag.contains('-') {
                     let mut found = None;
                     for old in olds.iter().take(MULTIPART_TRIES) {
-                        if found.is_none() && holds_multipart(ctx, &ctx.root.join(&old.key), size, &tag).await {
+                        if found.is_none() && ctx.holds(&ctx.root.join(&old.key), size, &tag).await {
                             found = Some((old.key.clone(), tag.clone()));
                         }
                     }
@@ -224,13 +218,10 @@ impl Ctx {
         // finds the copy (If-None-Match) and checks it by content.
         match tag {
             Some(t) if Etag::parse(&t) == Etag::parse(&src.etag) => Copied::Done(Some(t)),
-            Some(t) => {
-                let (p, tag, part) = (path.to_path_buf(), t.clone(), self.transfer.part_size);
-                match self.blocking(move || super::content::local_matches_etag(&p, size, &tag, part)).await {
-                    true => Copied::Done(Some(t)),
-                    false => Copied::Other(t),
-                }
-            }
+            Some(t) => match self.holds(path, size, &t).await {
+                true => Copied::Done(Some(t)),
+                false => Copied::Other(t),
+            },
             None => Copied::Not,
         }
     }
