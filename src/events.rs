@@ -48,8 +48,7 @@ pub fn emit(event: &str, fields: Value) {
 /// sync half-way: println! panics on a closed pipe, so the error is dropped here and the sync
 /// finishes, its exit code saying how it went.
 pub fn print(line: &dyn std::fmt::Display) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    crate::out!("{line}");
 }
 
 /// The counts of a run (`summary` event). `seconds`: how long it took.

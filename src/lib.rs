@@ -3,6 +3,8 @@
 //! Layout: [`s3`] is our own S3 client; [`sync`] the engine (scan, index, plan, exec);
 //! [`commands`] what each CLI command does; [`config`] S4's `sync.conf`.
 #![forbid(unsafe_code)]
+// stdout goes through `out!`: println! panics on a closed pipe (`s4 ls | head`).
+#![cfg_attr(not(test), deny(clippy::print_stdout))]
 
 pub mod cli;
 pub mod commands;

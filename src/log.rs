@@ -177,6 +177,21 @@ macro_rules! info { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Info, 
 macro_rules! warn { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Warning, format_args!($($t)*)) } }
 #[macro_export]
 macro_rules! error { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Error, format_args!($($t)*)) } }
+/// A line on stdout that a reader gone away (`s4 ls | head`) cannot turn into a panic, as
+/// `println!` does: the write error is dropped and the command finishes, its exit code saying
+/// how it went. Every command's stdout goes through here (`clippy::print_stdout` is denied).
+#[macro_export]
+macro_rules! out {
+    // `print!`'s twin: text that brings its own line ends.
+    (raw $($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
 #[macro_export]
 macro_rules! debug { ($($t:tt)*) => { $crate::log::log($crate::log::Level::Debug, format_args!($($t)*)) } }
 

@@ -1,3 +1,5 @@
+// stdout goes through `s4::out!`: println! panics on a closed pipe (`s4 --help | head -1`).
+#![deny(clippy::print_stdout)]
 use argh::FromArgs;
 use s4::cli::{normalize, Cli};
 use s4::commands;
@@ -12,7 +14,7 @@ fn main() {
         Err(early) => {
             // --help goes to stdout with 0; usage errors to stderr with 2.
             match early.status {
-                Ok(()) => println!("{}", early.output),
+                Ok(()) => s4::out!("{}", early.output),
                 Err(()) => eprintln!("{}", early.output),
             }
             std::process::exit(if early.status.is_ok() { 0 } else { 2 });
@@ -28,7 +30,7 @@ fn main() {
     s4::log::set_verbosity(cli.quiet, cli.verbose);
     let Some(command) = cli.command else {
         let help = Cli::from_args(&[cmd], &["--help"]).err().map(|e| e.output).unwrap_or_default();
-        println!("s4 {}\n\n{help}", s4::VERSION);
+        s4::out!("s4 {}\n\n{help}", s4::VERSION);
         std::process::exit(0);
     };
     let path = s4::config::default_path(&s4::s3::credentials::process_env);

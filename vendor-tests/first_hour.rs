@@ -240,6 +240,27 @@ fn a_json_reader_that_goes_away_does_not_crash_the_sync() {
 }
 
 #[test]
+fn listing_commands_into_a_closed_pipe_do_not_panic() {
+    // `s4 ls a | head` panicked at the first line past the reader: every command's stdout now
+    // drops a closed pipe's error (`out!`), which clippy enforces.
+    let e = Env::new("ls-epipe");
+    e.add("a");
+    write(&e.folder("a").join("f.txt"), "x", -10);
+    assert_eq!(e.sync("a", &[]).code, 0);
+    let commands: [&[&str]; 5] = [&["ls", "a"], &["targets"], &["version"], &["--help"], &["status", "a"]];
+    for args in commands {
+        let mut child = e.command(&[&["--no-colors"][..], args].concat()).spawn().unwrap();
+        drop(child.stdin.take());
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "s4 {args:?}: {err}");
+        assert!(!err.contains("panicked"), "s4 {args:?}: {err}");
+    }
+    println!("summary: {} commands wrote into a closed pipe, none panicked", commands.len());
+}
+
+#[test]
 fn status_counts_what_a_sync_would_move() {
     let e = Env::new("status");
     e.add("a");

@@ -124,9 +124,9 @@ pub fn run(cmd: BenchCmd, config_path: &Path) -> Result<i32, Fatal> {
     if cmd.json {
         let all: Vec<serde_json::Value> = runs.iter().map(|r| r.json(&op)).collect();
         let median = median_run(&runs).map(|r| r.json(&op));
-        println!("{}", serde_json::json!({"op": op.name(), "uri": op.uri(), "runs": all, "median": median}));
+        crate::out!("{}", serde_json::json!({"op": op.name(), "uri": op.uri(), "runs": all, "median": median}));
     } else {
-        print!("{}", table(&op, &runs));
+        crate::out!(raw "{}", table(&op, &runs));
     }
     Ok(OK)
 }

@@ -29,9 +29,9 @@ pub fn run(config: &Config, cmd: DoctorCmd) -> Result<i32, Fatal> {
             code = FAILED;
         }
         if cmd.json {
-            println!("{report}");
+            crate::out!("{report}");
         } else {
-            print!("{}", table(name, &report));
+            crate::out!(raw "{}", table(name, &report));
         }
     }
     Ok(code)

@@ -62,8 +62,8 @@ pub fn run(config: &Config, cmd: LsCmd) -> Result<i32, Fatal> {
         .into_iter()
         .map(|(k, l, r)| [k, l.map_or_else(|| "<deleted>".into(), |t| cell(Some(t))), cell(r)])
         .collect();
-    print!("{}", tabulate(&["key", "local", "s3"], &table));
-    println!("Total Size: {:.2}Mb", total as f64 / (1024.0 * 1024.0));
+    crate::out!(raw "{}", tabulate(&["key", "local", "s3"], &table));
+    crate::out!("Total Size: {:.2}Mb", total as f64 / (1024.0 * 1024.0));
     Ok(OK)
 }
 

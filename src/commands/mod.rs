@@ -37,11 +37,11 @@ pub fn run(cmd: Command, config_path: PathBuf) -> Result<i32, Fatal> {
         Command::Completions(c) => {
             let script = crate::manual::completions(&c.shell)
                 .ok_or_else(|| format!("completions {}: choose bash, zsh or fish", c.shell))?;
-            print!("{script}");
+            crate::out!(raw "{script}");
             return Ok(OK);
         }
         Command::Man(_) => {
-            print!("{}", crate::manual::man_page());
+            crate::out!(raw "{}", crate::manual::man_page());
             return Ok(OK);
         }
         cmd => cmd,
@@ -49,13 +49,13 @@ pub fn run(cmd: Command, config_path: PathBuf) -> Result<i32, Fatal> {
     let mut config = Config::load(&config_path)?;
     match cmd {
         Command::Version(_) => {
-            println!("{}", crate::VERSION);
+            crate::out!("{}", crate::VERSION);
             Ok(OK)
         }
         Command::Targets(_) => {
             for name in config.names() {
                 let t = config.get(&name).unwrap_or_default();
-                println!("{name}: [{} <=> {}]", t.local_folder, t.s3_uri);
+                crate::out!("{name}: [{} <=> {}]", t.local_folder, t.s3_uri);
             }
             Ok(OK)
         }

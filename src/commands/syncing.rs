@@ -246,10 +246,10 @@ pub fn status(config: &Config, cmd: StatusCmd) -> Result<i32, Fatal> {
                         }),
                     ));
                 } else if in_sync {
-                    println!("{name}: in sync");
+                    crate::out!("{name}: in sync");
                 } else {
                     let (_, line) = summary_line(name, &r, Duration::ZERO, true);
-                    println!("{}", line.replace(" (dry run): would", ":").replace("; nothing was changed", ""));
+                    crate::out!("{}", line.replace(" (dry run): would", ":").replace("; nothing was changed", ""));
                 }
             }
             Err(e) => {

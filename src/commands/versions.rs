@@ -31,7 +31,7 @@ pub fn list(config: &Config, cmd: VersionsCmd) -> Result<i32, Fatal> {
                 "time": v.time(), "size": v.size, "etag": v.etag,
                 "deleted": v.delete_marker, "current": v.is_latest,
             });
-            println!("{line}");
+            crate::out!("{line}");
         }
         return Ok(OK);
     }
@@ -49,7 +49,7 @@ pub fn list(config: &Config, cmd: VersionsCmd) -> Result<i32, Fatal> {
             [v.version_id.clone(), time, size, state.to_string()]
         })
         .collect();
-    print!("{}", tabulate(&["version id", "time (UTC)", "size", "state"], &rows));
+    crate::out!(raw "{}", tabulate(&["version id", "time (UTC)", "size", "state"], &rows));
     Ok(OK)
 }
 
@@ -104,9 +104,9 @@ pub fn restore(config: &Config, cmd: RestoreCmd) -> Result<i32, Fatal> {
     );
     // Only a file in the folder is synced; one written elsewhere with --to stays where it is.
     if key_under(&root, &dest).is_ok() {
-        println!("{what}; the next `s4 sync {}` uploads it as the newest version", cmd.target);
+        crate::out!("{what}; the next `s4 sync {}` uploads it as the newest version", cmd.target);
     } else {
-        println!("{what}");
+        crate::out!("{what}");
     }
     Ok(OK)
 }
