@@ -1,6 +1,7 @@
 //! A small S3 client of our own: SigV4 by hand, hyper + rustls, quick-xml listings.
 //! The sync engine talks to S3 only through [`Client`].
 
+pub mod bodies;
 mod client;
 pub mod copy;
 pub mod credentials;

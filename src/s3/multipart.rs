@@ -10,6 +10,7 @@ use bytes::Bytes;
 use hyper::Method;
 use tokio::task::JoinSet;
 
+use super::bodies;
 use super::client::{Client, Request};
 use super::error::{Error, ErrorKind, Result};
 use super::flow::Tap;
@@ -149,7 +150,7 @@ impl Client {
             .conditions(Request::new("CompleteMultipartUpload", Method::POST, Some(key)))
             .query("uploadId", upload_id)
             .header("content-type", "application/xml")
-            .payload(Payload::Bytes(Bytes::from(xml::complete_multipart_body(parts))));
+            .payload(Payload::Bytes(Bytes::from(bodies::complete_multipart_body(parts))));
         let a = self.send_full(&req).await?;
         let etag = xml::parse_complete_multipart(&a.body)
             .map_err(|e| Error::new("CompleteMultipartUpload", self.uri(key), ErrorKind::Xml(e.to_string())))?;

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use hyper::header::HeaderMap;
 use hyper::Method;
 
+use super::bodies;
 use super::client::{error_chain, Client, Request};
 use super::error::{Error, ErrorKind, Result};
 use super::flow::Tap;
@@ -425,7 +426,7 @@ impl Client {
         let mut failed = Vec::new();
         for batch in items.chunks(1000) {
             let refs: Vec<(&str, Option<&str>)> = batch.iter().map(|(k, e)| (k.as_str(), e.as_deref())).collect();
-            let body = xml::delete_objects_body_if(&refs, true).map_err(|e| {
+            let body = bodies::delete_objects_body_if(&refs, true).map_err(|e| {
                 Error::new("DeleteObjects", self.uri(batch[0].0.as_str()), ErrorKind::Config(e.to_string()))
             })?;
             let md5 = content_md5(body.as_bytes());

@@ -1,5 +1,6 @@
 //! Unit tests of `xml`: real-shaped documents, malformed input, round trips.
 use super::*;
+use crate::s3::bodies::{complete_multipart_body, delete_objects_body};
 
 const LIST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
