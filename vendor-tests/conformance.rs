@@ -502,3 +502,50 @@ fn two_puts_leave_two_versions_where_the_store_keeps_versions() {
         assert!(out.contains(etag.as_str()), "version with ETag {etag} missing: {out}");
     }
 }
+
+/// Issue 10 (simulation seed 4245494): under the lease, a write planned before the lease lapsed
+/// landed after another machine took it over. The fence is asked before each attempt and before
+/// a body's last byte: a PUT refused at its last byte, a DELETE refused before it goes, and a
+/// multipart upload refused at its completion leave the store as it was.
+#[test]
+fn a_write_the_fence_refuses_late_changes_nothing() {
+    let Some(_check) = check("write_fence") else { return };
+    let c = client();
+    let p = unique_prefix("fence");
+    let dir = tempfile::tempdir().unwrap();
+    // Says yes `n` times, then no: each refusal proves a check came later than the one before.
+    let fence_after = |n: usize| -> s3::fence::Fence {
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        std::sync::Arc::new(move || match asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+            true => Ok(()),
+            false => Err("the lease lapsed".into()),
+        })
+    };
+    rt().block_on(async {
+        let body = data(3 * MIB as usize, 5);
+        let src = write_file(dir.path(), "f", &body);
+        let key = format!("{p}f.bin");
+        // The request goes (first ask), the body streams, its last byte is refused (second ask).
+        let payload = Payload::File { path: src.clone(), offset: 0, len: body.len() as u64 };
+        let fenced = c.with_fence(fence_after(1));
+        let err = fenced.put(&key, payload.clone(), &PutOptions::default()).await.unwrap_err();
+        assert!(matches!(err.kind, s3::ErrorKind::Fenced(_)), "{err}");
+        assert!(c.head(&key).await.unwrap().is_none(), "a PUT refused at its last byte made an object");
+        // A DELETE refused before it goes leaves the object.
+        c.put(&key, payload, &PutOptions::default()).await.unwrap();
+        let fenced = c.with_fence(fence_after(0));
+        let err = fenced.delete_if(&key, None).await.unwrap_err();
+        assert!(matches!(err.kind, s3::ErrorKind::Fenced(_)), "{err}");
+        assert_eq!(c.get_bytes(&key).await.unwrap().unwrap().0, body);
+        // A multipart upload: parts go, the completion is refused; nothing new is visible.
+        let big = data(12 * MIB as usize, 6);
+        let big_src = write_file(dir.path(), "big", &big);
+        let t = Transfer { threshold: 5 * MIB, part_size: 5 * MIB, ..Transfer::default() };
+        let fenced = c.with_fence(fence_after(8));
+        let (big_key, none) = (format!("{p}big.bin"), PutOptions::default());
+        let err = fenced.put_file(&big_key, &big_src, big.len() as u64, &none, &t, &Tap::default()).await.unwrap_err();
+        assert!(matches!(err.kind, s3::ErrorKind::Fenced(_)), "{err}");
+        assert!(c.head(&big_key).await.unwrap().is_none(), "a refused completion made an object");
+        println!("summary: write fence on {}: PUT refused at its last byte, DELETE refused, multipart completion refused; store unchanged", store().name);
+    });
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use crate::s3::fence::Fence;
 use crate::s3::{Error, Meter, PutOptions};
 use crate::sync::remote::{Fresh, Fut, Meta, Page, Remote, Upload};
 
@@ -46,12 +47,12 @@ impl Trail {
 pub struct Tracked {
     inner: Arc<dyn Remote>,
     index_key: String,
-    trail: Mutex<Trail>,
+    trail: Arc<Mutex<Trail>>,
 }
 
 impl Tracked {
     pub fn new(inner: Arc<dyn Remote>, prefix: &str) -> Tracked {
-        Tracked { inner, index_key: format!("{prefix}.index"), trail: Mutex::default() }
+        Tracked { inner, index_key: format!("{prefix}.index"), trail: Arc::default() }
     }
 
     /// The trail of the round that just ended; a new one starts.
@@ -67,6 +68,10 @@ impl Tracked {
 impl Remote for Tracked {
     fn uri(&self, key: &str) -> String {
         self.inner.uri(key)
+    }
+    fn with_fence(&self, fence: Fence) -> Option<Arc<dyn Remote>> {
+        let inner = self.inner.with_fence(fence)?;
+        Some(Arc::new(Tracked { inner, index_key: self.index_key.clone(), trail: self.trail.clone() }))
     }
     fn store_id(&self) -> String {
         self.inner.store_id()

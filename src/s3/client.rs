@@ -11,6 +11,7 @@ use hyper::{Method, StatusCode};
 
 use super::credentials::Provider;
 use super::error::{Error, ErrorKind, Result};
+use super::fence::{self, Fence};
 use super::flow::{self, Sent, Tap};
 use super::http::{self, HttpClient, Payload};
 use super::retry::{self, Jitter, Policy};
@@ -55,6 +56,8 @@ impl Config {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Checked before every attempt of a write and before its body's last byte (the lease).
+    fence: Option<Fence>,
 }
 
 struct Inner {
@@ -161,6 +164,7 @@ impl Client {
         };
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7);
         Ok(Client {
+            fence: None,
             inner: Arc::new(Inner {
                 http: http::build_client(cfg.connect_timeout),
                 region: Mutex::new(cfg.region.clone()),
@@ -178,6 +182,12 @@ impl Client {
 
     pub fn bucket(&self) -> &str {
         &self.inner.bucket
+    }
+
+    /// This client, whose writes (PUT, POST, DELETE) are each attempt checked against `fence`
+    /// first, and a body's last byte too (see [`fence`]). Reads are not fenced.
+    pub fn with_fence(&self, fence: Fence) -> Client {
+        Client { inner: self.inner.clone(), fence: Some(fence) }
     }
 
     pub fn region(&self) -> String {
@@ -337,6 +347,10 @@ impl Client {
     ) -> std::result::Result<Answer<Result<Bytes, Incoming>>, Failure> {
         let i = &self.inner;
         let object = self.object_name(req);
+        let fence = self.fence.as_ref().filter(|_| req.method != Method::GET && req.method != Method::HEAD);
+        if let Some(f) = fence {
+            f().map_err(|why| Failure::Plain(Error::new(req.op, &object, ErrorKind::Fenced(why))))?;
+        }
         let region = self.region();
         let (host, path) = self.address(req.key, &region);
         let pairs: Vec<(&str, &str)> = req.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -380,6 +394,9 @@ impl Client {
         let mut body = req.payload.clone().into_body().await.map_err(io_err)?;
         if let Some(tap) = &req.tap {
             body = tap.wrap(body, sent);
+        }
+        if let Some(f) = fence {
+            body = fence::guard(body, f.clone());
         }
         let request = builder
             .body(body)

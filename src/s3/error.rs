@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Config(String),
     /// The local file changed while it was being uploaded; nothing new was made visible.
     Changed,
+    /// The write fence said no (the lease lapsed): the request was not sent, or its body not
+    /// completed, so it changed nothing ([`super::fence`]).
+    Fenced(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +113,7 @@ impl fmt::Display for Error {
             ErrorKind::Io(m) => write!(f, "{m}"),
             ErrorKind::Config(m) => write!(f, "{m}"),
             ErrorKind::Changed => write!(f, "the file changed while it was being uploaded"),
+            ErrorKind::Fenced(why) => write!(f, "not written: {why}"),
         }
     }
 }

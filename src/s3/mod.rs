@@ -6,6 +6,7 @@ mod client;
 pub mod copy;
 pub mod credentials;
 pub mod error;
+pub mod fence;
 pub mod flow;
 pub mod http;
 pub mod multipart;

@@ -41,7 +41,9 @@ pub fn is_retryable(err: &Error) -> bool {
             _ => false,
         },
         ErrorKind::Transport(_) | ErrorKind::Timeout => true,
-        ErrorKind::Xml(_) | ErrorKind::Io(_) | ErrorKind::Config(_) | ErrorKind::Changed => false,
+        ErrorKind::Xml(_) | ErrorKind::Io(_) | ErrorKind::Config(_) | ErrorKind::Changed | ErrorKind::Fenced(_) => {
+            false
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::sched::Sched;
+use crate::s3::fence::Fence;
 use crate::s3::{Error, ErrorKind, PutOptions};
 use crate::sync::remote::{Fresh, Fut, Meta, Page, Remote, Upload};
 
@@ -94,6 +95,16 @@ impl Bucket {
     /// Wait for the turn, then maybe fail before doing anything.
     async fn enter(&self, machine: usize, op: &'static str, key: &str) -> Result<(), Error> {
         self.sched.turn(machine, format!("{op} {key}")).await;
+        self.maybe_fault(machine, op, key)
+    }
+
+    /// The store committing a request whose body has left (see [`Sched::landing`]).
+    async fn land(&self, machine: usize, op: &'static str, key: &str) -> Result<(), Error> {
+        self.sched.landing(machine, format!("{op} {key}")).await;
+        self.maybe_fault(machine, op, key)
+    }
+
+    fn maybe_fault(&self, machine: usize, op: &'static str, key: &str) -> Result<(), Error> {
         if self.faulty() {
             self.sched.note(format!("m{machine} fault: 503 before {op} {key}"));
             return Err(status(op, key, 503, "SlowDown"));
@@ -152,12 +163,22 @@ impl Bucket {
 pub struct Handle {
     pub bucket: Arc<Bucket>,
     pub machine: usize,
-    runs: std::sync::atomic::AtomicU64,
+    runs: Arc<std::sync::atomic::AtomicU64>,
+    /// Checked where the real client checks it: before a request goes, and before a body's
+    /// last byte (between an upload's two steps).
+    fence: Option<Fence>,
 }
 
 impl Handle {
     pub fn new(bucket: Arc<Bucket>, machine: usize) -> Handle {
-        Handle { bucket, machine, runs: Default::default() }
+        Handle { bucket, machine, runs: Default::default(), fence: None }
+    }
+
+    fn fenced(&self, op: &'static str, key: &str) -> Result<(), Error> {
+        match self.fence.as_ref().map(|f| f()) {
+            Some(Err(why)) => Err(Error::new(op, self.uri(key), ErrorKind::Fenced(why))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -173,6 +194,11 @@ impl Remote for Handle {
 
     fn store_id(&self) -> String {
         "sim".into()
+    }
+
+    fn with_fence(&self, fence: Fence) -> Option<Arc<dyn Remote>> {
+        let (bucket, runs) = (self.bucket.clone(), self.runs.clone());
+        Some(Arc::new(Handle { bucket, machine: self.machine, runs, fence: Some(fence) }))
     }
 
     fn remembers(&self) -> bool {
@@ -291,13 +317,17 @@ impl Remote for Handle {
                 |e: std::io::Error| Error::new("PutObject", path.display().to_string(), ErrorKind::Io(e.to_string()));
             // Two steps, as a real upload takes time: the file is read, then the write lands;
             // a user may edit the file in between, and the upload must notice.
+            self.fenced("PutObject", key)?;
             b.enter(self.machine, "PutObject(read)", key).await?;
             let before = snapshot(path).map_err(io)?;
             let body = std::fs::read(path).map_err(io)?;
             if before.0 != size || body.len() as u64 != size {
                 return Err(changed());
             }
-            b.enter(self.machine, "PutObject", key).await?;
+            // The body's last byte: sent only while the fence allows; then the store commits
+            // it whenever it does, whatever the machine does meanwhile.
+            self.fenced("PutObject", key)?;
+            b.land(self.machine, "PutObject", key).await?;
             if snapshot(path).map_err(io)? != before {
                 return Err(changed());
             }
@@ -309,6 +339,7 @@ impl Remote for Handle {
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
         Box::pin(async move {
             let b = &*self.bucket;
+            self.fenced("PutObject", key)?;
             b.enter(self.machine, "PutObject", key).await?;
             let etag = b.write(key, body, opts)?;
             b.leave(self.machine, "PutObject", key, Some(etag))
@@ -325,6 +356,7 @@ impl Remote for Handle {
     ) -> Fut<'a, Option<String>> {
         Box::pin(async move {
             let b = &*self.bucket;
+            self.fenced("CopyObject", dst)?;
             b.enter(self.machine, "CopyObject", dst).await?;
             let etag = {
                 let mut all = b.objects.lock().unwrap();
@@ -346,6 +378,7 @@ impl Remote for Handle {
     fn delete<'a>(&'a self, key: &'a str, if_match: Option<&'a str>) -> Fut<'a, ()> {
         Box::pin(async move {
             let b = &*self.bucket;
+            self.fenced("DeleteObject", key)?;
             b.enter(self.machine, "DeleteObject", key).await?;
             {
                 let mut all = b.objects.lock().unwrap();
@@ -362,6 +395,7 @@ impl Remote for Handle {
         Box::pin(async move {
             let b = &*self.bucket;
             let first = items.first().map_or("", |(k, _)| k.as_str());
+            self.fenced("DeleteObjects", first)?;
             b.enter(self.machine, "DeleteObjects", first).await?;
             let mut failed = Vec::new();
             {

@@ -36,6 +36,8 @@ impl Rng {
 
 struct Waiter {
     machine: usize,
+    /// A request whose body has left: the store commits it even while its machine stands still.
+    landing: bool,
     what: String,
     go: oneshot::Sender<()>,
 }
@@ -66,11 +68,20 @@ impl Sched {
 
     /// Wait until the driver lets this call of `machine` go.
     pub async fn turn(&self, machine: usize, what: String) {
+        self.wait_turn(machine, false, what).await
+    }
+
+    /// [`Sched::turn`] of a request already sent whole: a frozen machine does not hold it back.
+    pub async fn landing(&self, machine: usize, what: String) {
+        self.wait_turn(machine, true, what).await
+    }
+
+    async fn wait_turn(&self, machine: usize, landing: bool, what: String) {
         if self.free {
             return;
         }
         let (go, wait) = oneshot::channel();
-        self.waiting.lock().unwrap().push(Waiter { machine, what, go });
+        self.waiting.lock().unwrap().push(Waiter { machine, landing, what, go });
         // A dropped sender (the simulation ending) lets the call go on to its end.
         let _ = wait.await;
     }
@@ -83,7 +94,7 @@ impl Sched {
     /// The positions of the waiting calls not of machine `except`.
     pub fn waiting_except(&self, except: Option<usize>) -> Vec<usize> {
         let w = self.waiting.lock().unwrap();
-        (0..w.len()).filter(|i| Some(w[*i].machine) != except).collect()
+        (0..w.len()).filter(|i| Some(w[*i].machine) != except || w[*i].landing).collect()
     }
 
     /// Let the `pick`-th waiting call go. `false` when its machine was killed meanwhile.

@@ -174,15 +174,15 @@ impl Lease {
     /// May this machine still write? Only while its last renewal is recent enough that no
     /// waiter can have taken the lease over (see the module's doc).
     pub fn check(&self) -> Result<(), String> {
-        if !self.held.lock().unwrap().lapsed() {
-            return Ok(());
-        }
-        Err(format!(
-            "the lease {} was not renewed within {} s (or another machine took it over); stopped writing so \
-             another machine's sync cannot be overwritten (run sync again)",
-            self.remote.uri(&self.key),
-            (TTL / 2).as_secs()
-        ))
+        fresh(&self.held, &self.remote.uri(&self.key))
+    }
+
+    /// [`Lease::check`] for the store to call right before each write can take effect (every
+    /// attempt, a body's last byte): a write planned, retried or frozen past the lease's lapse
+    /// never lands (simulation seed 4245494).
+    pub fn fence(&self) -> crate::s3::fence::Fence {
+        let (held, uri) = (self.held.clone(), self.remote.uri(&self.key));
+        Arc::new(move || fresh(&held, &uri))
     }
 
     pub async fn release(&self) {
@@ -195,6 +195,17 @@ impl Lease {
             );
         }
     }
+}
+
+fn fresh(held: &Mutex<Held>, uri: &str) -> Result<(), String> {
+    if !held.lock().unwrap().lapsed() {
+        return Ok(());
+    }
+    Err(format!(
+        "the lease {uri} was not renewed within {} s (or another machine took it over); stopped writing so \
+         another machine's sync cannot be overwritten (run sync again)",
+        (TTL / 2).as_secs()
+    ))
 }
 
 async fn write_intent(remote: &dyn Remote, key: &str, token: &str, seq: u32) -> Result<Option<String>, String> {

@@ -164,14 +164,17 @@ async fn run_scoped(
             (caps, lease)
         }
     };
+    // Under the lease every write goes through its fence (the lease keeps the bare store for
+    // its own intent).
+    let writer = lease.as_ref().and_then(|l| remote.with_fence(l.fence())).unwrap_or_else(|| remote.clone());
     // Whatever happens from here, the lease is released below: an intent left behind makes
     // every other machine wait out its TTL (a failed re-read of the index used to return early).
     let guarded = match opts.dry_run {
         true => Ok(()),
-        false => idx.guard(client, caps.conditional_put, lease.clone()).await,
+        false => idx.guard(&*writer, caps.conditional_put, lease.clone()).await,
     };
     let result = match guarded {
-        Ok(()) => run_guarded(remote.clone(), idx, prefix, root, names, opts, caps, lease.clone(), keys).await,
+        Ok(()) => run_guarded(writer, idx, prefix, root, names, opts, caps, lease.clone(), keys).await,
         Err(e) => Err(e),
     };
     if let Some(lease) = lease {

@@ -9,6 +9,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
+use crate::s3::fence::Fence;
 use crate::s3::{Client, Error, Limits, Meter, PutOptions, Tap, Transfer};
 
 /// What the engine's calls return: boxed so the trait can be used as `dyn Remote`.
@@ -62,6 +63,12 @@ pub trait Remote: Send + Sync {
     fn token(&self) -> String {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         format!("{}-{nanos}", std::process::id())
+    }
+    /// This store, whose writes are checked against `fence` right before each can take effect
+    /// (every attempt, and a body's last byte): `None` where the store cannot (then the engine's
+    /// own checks before each write are all there is).
+    fn with_fence(&self, _fence: Fence) -> Option<std::sync::Arc<dyn Remote>> {
+        None
     }
     /// One ListObjectsV2 page under `prefix`: after `start_after`, or from `token` on.
     fn list<'a>(&'a self, prefix: &'a str, start_after: Option<&'a str>, token: Option<&'a str>) -> Fut<'a, Page>;
@@ -125,6 +132,11 @@ fn meta(m: crate::s3::ObjectMeta) -> Meta {
 impl Remote for S3 {
     fn uri(&self, key: &str) -> String {
         self.client.uri(key)
+    }
+
+    fn with_fence(&self, fence: Fence) -> Option<std::sync::Arc<dyn Remote>> {
+        let client = self.client.with_fence(fence);
+        Some(std::sync::Arc::new(S3 { client, transfer: self.transfer, limits: self.limits.clone() }))
     }
 
     fn store_id(&self) -> String {
