@@ -308,7 +308,7 @@ impl Remote for Handle {
         path: &'a Path,
         size: u64,
         opts: &'a PutOptions,
-        _moved: &'a crate::s3::Meter,
+        moved: &'a crate::s3::Meter,
     ) -> Fut<'a, Option<String>> {
         Box::pin(async move {
             let b = &*self.bucket;
@@ -324,6 +324,7 @@ impl Remote for Handle {
             if before.0 != size || body.len() as u64 != size {
                 return Err(changed());
             }
+            moved(size);
             // The body's last byte: sent only while the fence allows; then the store commits
             // it whenever it does, whatever the machine does meanwhile.
             self.fenced("PutObject", key)?;
