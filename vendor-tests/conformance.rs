@@ -525,27 +525,36 @@ fn a_write_the_fence_refuses_late_changes_nothing() {
         let body = data(3 * MIB as usize, 5);
         let src = write_file(dir.path(), "f", &body);
         let key = format!("{p}f.bin");
-        // The request goes (first ask), the body streams, its last byte is refused (second ask).
+        // Asked before the attempt and before the request leaves (yes, yes); the body streams;
+        // its last byte is refused (third ask).
         let payload = Payload::File { path: src.clone(), offset: 0, len: body.len() as u64 };
-        let fenced = c.with_fence(fence_after(1));
+        let fenced = c.with_fence(fence_after(2));
         let err = fenced.put(&key, payload.clone(), &PutOptions::default()).await.unwrap_err();
         assert!(matches!(err.kind, s3::ErrorKind::Fenced(_)), "{err}");
         assert!(c.head(&key).await.unwrap().is_none(), "a PUT refused at its last byte made an object");
+        // A body-less write (an empty file, a copy) has no last byte: it is asked once more
+        // right before the request leaves.
+        let empty = format!("{p}empty");
+        let fenced = c.with_fence(fence_after(1));
+        let err = fenced.put(&empty, Payload::Bytes(Vec::new().into()), &PutOptions::default()).await.unwrap_err();
+        assert!(matches!(err.kind, s3::ErrorKind::Fenced(_)), "{err}");
+        assert!(c.head(&empty).await.unwrap().is_none(), "an empty PUT refused before it left made an object");
         // A DELETE refused before it goes leaves the object.
         c.put(&key, payload, &PutOptions::default()).await.unwrap();
         let fenced = c.with_fence(fence_after(0));
         let err = fenced.delete_if(&key, None).await.unwrap_err();
         assert!(matches!(err.kind, s3::ErrorKind::Fenced(_)), "{err}");
         assert_eq!(c.get_bytes(&key).await.unwrap().unwrap().0, body);
-        // A multipart upload: parts go, the completion is refused; nothing new is visible.
+        // A multipart upload: the create (2 asks) and 3 parts (3 each) go; the completion's last
+        // byte (its third ask) is refused: nothing new is visible.
         let big = data(12 * MIB as usize, 6);
         let big_src = write_file(dir.path(), "big", &big);
         let t = Transfer { threshold: 5 * MIB, part_size: 5 * MIB, ..Transfer::default() };
-        let fenced = c.with_fence(fence_after(8));
+        let fenced = c.with_fence(fence_after(13));
         let (big_key, none) = (format!("{p}big.bin"), PutOptions::default());
         let err = fenced.put_file(&big_key, &big_src, big.len() as u64, &none, &t, &Tap::default()).await.unwrap_err();
         assert!(matches!(err.kind, s3::ErrorKind::Fenced(_)), "{err}");
         assert!(c.head(&big_key).await.unwrap().is_none(), "a refused completion made an object");
-        println!("summary: write fence on {}: PUT refused at its last byte, DELETE refused, multipart completion refused; store unchanged", store().name);
+        println!("summary: write fence on {}: PUT refused at its last byte, empty PUT and DELETE refused before they left, multipart completion refused; store unchanged", store().name);
     });
 }

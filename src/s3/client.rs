@@ -142,6 +142,11 @@ fn parse_endpoint(url: &str) -> std::result::Result<(&'static str, String, Strin
     Ok((scheme, host.to_string(), path.to_string()))
 }
 
+/// Requests that change the store (the fence guards these).
+fn is_write(m: &Method) -> bool {
+    *m != Method::GET && *m != Method::HEAD
+}
+
 /// The first request's start: request logs give times from it.
 static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -347,7 +352,7 @@ impl Client {
     ) -> std::result::Result<Answer<Result<Bytes, Incoming>>, Failure> {
         let i = &self.inner;
         let object = self.object_name(req);
-        let fence = self.fence.as_ref().filter(|_| req.method != Method::GET && req.method != Method::HEAD);
+        let fence = self.fence.as_ref().filter(|_| is_write(&req.method));
         if let Some(f) = fence {
             f().map_err(|why| Failure::Plain(Error::new(req.op, &object, ErrorKind::Fenced(why))))?;
         }
@@ -401,6 +406,11 @@ impl Client {
         let request = builder
             .body(body)
             .map_err(|e| Failure::Plain(Error::new(req.op, &object, ErrorKind::Config(e.to_string()))))?;
+        // Once more as late as this layer can: a body-less write (a copy, an empty file) has no
+        // last byte to hold back, and the credentials above may have taken a while.
+        if let Some(f) = fence {
+            f().map_err(|why| Failure::Plain(Error::new(req.op, &object, ErrorKind::Fenced(why))))?;
+        }
         let timeout = i.cfg.read_timeout;
         i.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Waiting for the answer includes sending the body: allow for an upload at a slow but
@@ -515,6 +525,11 @@ impl Client {
             };
             if !retry::is_retryable(&err) {
                 return Err(err);
+            }
+            // A body the fence cut short comes back as a broken connection: say why at once
+            // rather than after a back-off.
+            if let Some(Err(why)) = self.fence.as_ref().filter(|_| is_write(&req.method)).map(|f| f()) {
+                return Err(Error::new(req.op, self.object_name(req), ErrorKind::Fenced(why)));
             }
             attempt += 1;
             let draw = self.inner.jitter.lock().unwrap().draw();

@@ -19,8 +19,9 @@ pub enum ErrorKind {
     Config(String),
     /// The local file changed while it was being uploaded; nothing new was made visible.
     Changed,
-    /// The write fence said no (the lease lapsed): the request was not sent, or its body not
-    /// completed, so it changed nothing ([`super::fence`]).
+    /// The write fence said no (the lease lapsed): this attempt was not sent, or its body not
+    /// completed ([`super::fence`]). As after any failure, an earlier attempt whose answer was
+    /// lost may have landed.
     Fenced(String),
 }
 

@@ -325,9 +325,12 @@ impl Remote for Handle {
                 return Err(changed());
             }
             moved(size);
-            // The body's last byte: sent only while the fence allows; then the store commits
-            // it whenever it does, whatever the machine does meanwhile.
-            self.fenced("PutObject", key)?;
+            // The body's last byte: sent only while the fence allows (hyper never polls an
+            // empty body: no second check then); the store commits it whenever it does,
+            // whatever the machine does meanwhile.
+            if size > 0 {
+                self.fenced("PutObject", key)?;
+            }
             b.land(self.machine, "PutObject", key).await?;
             if snapshot(path).map_err(io)? != before {
                 return Err(changed());
@@ -340,8 +343,13 @@ impl Remote for Handle {
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
         Box::pin(async move {
             let b = &*self.bucket;
+            // As an upload from a file: the request goes, then its last byte, then the commit.
             self.fenced("PutObject", key)?;
-            b.enter(self.machine, "PutObject", key).await?;
+            b.enter(self.machine, "PutObject(send)", key).await?;
+            if !body.is_empty() {
+                self.fenced("PutObject", key)?;
+            }
+            b.land(self.machine, "PutObject", key).await?;
             let etag = b.write(key, body, opts)?;
             b.leave(self.machine, "PutObject", key, Some(etag))
         })
@@ -396,8 +404,11 @@ impl Remote for Handle {
         Box::pin(async move {
             let b = &*self.bucket;
             let first = items.first().map_or("", |(k, _)| k.as_str());
+            // A body (the keys) too: its last byte is fenced, then the store commits.
             self.fenced("DeleteObjects", first)?;
-            b.enter(self.machine, "DeleteObjects", first).await?;
+            b.enter(self.machine, "DeleteObjects(send)", first).await?;
+            self.fenced("DeleteObjects", first)?;
+            b.land(self.machine, "DeleteObjects", first).await?;
             let mut failed = Vec::new();
             {
                 let mut all = b.objects.lock().unwrap();
