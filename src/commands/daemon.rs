@@ -53,6 +53,8 @@ struct Watched {
     past: rounds::Past,
     /// The remote index's ETag as the last trusted round left it (what the poll asks about).
     known: Option<String>,
+    /// Both indexes as the last round left them: a round reads a file again only if it changed.
+    kept: sync::Keeper,
     store: Option<Store>,
     /// The last round's exit code, and its error (to log an outage once, not every poll).
     code: i32,
@@ -93,8 +95,17 @@ pub fn daemon(config: &Config, cmd: DaemonCmd) -> Result<i32, Fatal> {
             }
         };
         let past = rounds::Past { watch_complete: true, ..Default::default() };
-        let w =
-            Watched { folder, eye, news: Default::default(), past, known: None, store: None, code: OK, failing: None };
+        let w = Watched {
+            folder,
+            eye,
+            news: Default::default(),
+            past,
+            known: None,
+            kept: Default::default(),
+            store: None,
+            code: OK,
+            failing: None,
+        };
         watched.insert(name.clone(), w);
     }
     while !sync::interrupted() {
@@ -216,6 +227,7 @@ async fn index_changed(config: &Config, name: &str, opts: &sync::Options, w: &mu
     let Ok(s) = store(config, name, opts, w) else { return true };
     let sent = s.client.requests_sent();
     let answer = s.remote.get_if_changed(s.remote.index_key(), &known).await;
+    s.remote.take(); // a poll is no round's reading
     let requests = s.client.requests_sent() - sent;
     let changed = !matches!(answer, Ok(Fresh::Unchanged));
     let what = if changed { "changed" } else { "unchanged" };
@@ -238,7 +250,7 @@ fn round(
     let full = keys.is_none();
     let what = keys.as_ref().map_or("full sync".to_string(), |k| format!("{} changed key(s)", k.len()));
     crate::log::hold();
-    let folder = w.folder.clone();
+    let (folder, kept) = (w.folder.clone(), w.kept.clone());
     let (result, requests, trail) = match store(config, name, opts, w) {
         Err(e) => (Err(e), 0, Default::default()),
         Ok(s) => {
@@ -246,8 +258,8 @@ fn round(
             let remote: Arc<dyn Remote> = s.remote.clone();
             let result = rt.block_on(async {
                 match keys {
-                    None => sync::run_on(remote, &s.prefix, &folder, &s.names, opts).await,
-                    Some(keys) => sync::run_keys(remote, &s.prefix, &folder, &s.names, opts, keys).await,
+                    None => sync::run_kept(remote, &s.prefix, &folder, &s.names, opts, &kept).await,
+                    Some(keys) => sync::run_keys(remote, &s.prefix, &folder, &s.names, opts, keys, Some(&kept)).await,
                 }
             });
             (result, s.client.requests_sent() - sent, s.remote.take())

@@ -98,7 +98,17 @@ impl Remote for Tracked {
         })
     }
     fn get_if_changed<'a>(&'a self, key: &'a str, etag: &'a str) -> Fut<'a, Fresh> {
-        self.inner.get_if_changed(key, etag)
+        Box::pin(async move {
+            let got = self.inner.get_if_changed(key, etag).await?;
+            if key == self.index_key {
+                self.trail.lock().unwrap().read(match &got {
+                    Fresh::Unchanged => Some(etag.trim_matches('"').to_string()),
+                    Fresh::Missing => None,
+                    Fresh::Changed(_, m) => m.etag.clone(),
+                });
+            }
+            Ok(got)
+        })
     }
     fn get_file<'a>(
         &'a self,

@@ -48,6 +48,8 @@ struct Machine {
     root: PathBuf,
     remote: Arc<Handle>,
     running: Option<tokio::task::JoinHandle<Result<Report, String>>>,
+    /// Its indexes between syncs, as the daemon keeps them (seeds ending in 9).
+    kept: crate::sync::Keeper,
 }
 
 pub struct World {
@@ -72,6 +74,10 @@ pub struct World {
     /// Seeds ending in 7 or 9 also run key-set syncs (issue 13: the daemon's rounds), of a
     /// random few of the paths, beside full ones; other seeds replay as they did when found.
     key_syncs: bool,
+    /// Seeds ending in 9 also keep each machine's indexes between its syncs, as the daemon
+    /// does (kept.rs): every key-set sync and half the full ones start from the last one's;
+    /// the other full ones read both files and write them, as a sync run by hand beside it.
+    keeping: bool,
 }
 
 /// Why a seed failed, with what happened last.
@@ -102,6 +108,7 @@ impl World {
                     root,
                     remote: Arc::new(Handle::new(bucket.clone(), i)),
                     running: None,
+                    kept: Default::default(),
                 }
             })
             .collect();
@@ -119,6 +126,7 @@ impl World {
             steps: 0,
             frozen: None,
             key_syncs: matches!(seed % 10, 7 | 9),
+            keeping: seed % 10 == 9,
         }
     }
 
@@ -157,6 +165,7 @@ impl World {
     /// A sync of only `keys`, as the daemon runs on what its watch reported; all when `None`.
     fn start_keys(&mut self, m: usize, keep: Option<Keep>, keys: Option<Vec<String>>) {
         let present = self.present();
+        let kept = (self.keeping && (keys.is_some() || self.sched.draw(2) == 0)).then(|| self.machines[m].kept.clone());
         let machine = &mut self.machines[m];
         machine.started_with = present;
         let (remote, root) = (machine.remote.clone(), machine.root.clone());
@@ -165,14 +174,17 @@ impl World {
             local_uri: format!("{}/", root.display()),
             remote_uri: format!("s3://sim/{PREFIX}"),
         };
+        let from = if kept.as_ref().is_some_and(|k| k.holds()) { " from kept indexes" } else { "" };
         self.sched.note(match &keys {
-            None => format!("m{m} sync starts"),
-            Some(k) => format!("m{m} sync of {k:?} starts"),
+            None => format!("m{m} sync starts{from}"),
+            Some(k) => format!("m{m} sync of {k:?} starts{from}"),
         });
         machine.running = Some(tokio::spawn(async move {
-            match keys {
-                None => crate::sync::run_on(remote, PREFIX, &root, &names, &Self::options(keep)).await,
-                Some(k) => crate::sync::run_keys(remote, PREFIX, &root, &names, &Self::options(keep), k).await,
+            let opts = Self::options(keep);
+            match (keys, &kept) {
+                (None, Some(kept)) => crate::sync::run_kept(remote, PREFIX, &root, &names, &opts, kept).await,
+                (None, None) => crate::sync::run_on(remote, PREFIX, &root, &names, &opts).await,
+                (Some(k), kept) => crate::sync::run_keys(remote, PREFIX, &root, &names, &opts, k, kept.as_ref()).await,
             }
         }));
     }

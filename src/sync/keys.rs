@@ -21,7 +21,7 @@ use crate::ignore::IgnoreRules;
 /// Sync only `keys` (relative, as the daemon's watch reports them): each from a local stat and
 /// a HEAD, under the same lock, lease, rules, guards and index commit as [`super::run_on`],
 /// without the scan of the folder or the listing of the prefix. When the report says
-/// [`Report::needs_full`], a full sync must follow.
+/// [`Report::needs_full`], a full sync must follow. `keeper`: as in [`super::run_kept`].
 pub async fn run_keys(
     remote: Arc<dyn Remote>,
     prefix: &str,
@@ -29,10 +29,11 @@ pub async fn run_keys(
     names: &Names,
     opts: &Options,
     keys: Vec<String>,
+    keeper: Option<&super::Keeper>,
 ) -> Result<Report, String> {
     // --force waives the guards on a full sync's totals, which a key set does not know.
     let opts = Options { force: false, ..opts.clone() };
-    super::run_scoped(remote, prefix, root, names, &opts, Some(normalize(keys))).await
+    super::run_scoped(remote, prefix, root, names, &opts, Some(normalize(keys)), keeper).await
 }
 
 /// The keys `--exclude` (less `--include`) leaves alone this run.

@@ -9,10 +9,12 @@ pub mod flaky;
 pub mod guard;
 mod held;
 pub mod index;
+mod kept;
 pub mod keys;
 pub mod lease;
 mod merge;
 pub mod moves;
+mod options;
 pub mod plan;
 mod prepare;
 mod record;
@@ -29,10 +31,11 @@ use std::time::Instant;
 
 use tokio::task::JoinSet;
 
-use self::conflict::Mode;
 use self::exec::{Ctx, Job, Outcome};
 use self::index::{Entry, Etag};
+pub use self::kept::Keeper;
 pub use self::keys::run_keys;
+pub use self::options::{fitted, Names, Options};
 use self::plan::Decision;
 use self::prepare::{abort_stale_uploads, load_rules, lock};
 use self::remote::{Meta, Remote, S3};
@@ -40,41 +43,7 @@ pub use self::report::{json_line, Report};
 use self::scan::LocalFile;
 use self::state::Indexes;
 use crate::ignore::IgnoreRules;
-use crate::s3::{Client, Transfer};
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub conflicts: Mode,
-    pub dry_run: bool,
-    pub json: bool,
-    /// Draw the progress display (only ever on a terminal, and not with `-q`). Off for a dry
-    /// run, whose "Would …" lines are its output (a bar sends them to DEBUG), for `--json`, and
-    /// for the daemon, whose output is a log of what changed.
-    pub progress: bool,
-    /// Transfers in flight at once.
-    pub jobs: usize,
-    pub follow_symlinks: bool,
-    pub transfer: Transfer,
-    /// Deletions beyond this stop the run before anything is deleted (unless `force`).
-    pub max_delete: guard::MaxDelete,
-    pub force: bool,
-    /// Run blocking work (the local scan, hashing) inline: the simulation's scheduler must see
-    /// a machine's every step in one thread and in order. Never set by the CLI.
-    pub inline: bool,
-    /// `--bwlimit`: bytes per second for each direction (`None` or 0: no limit), one token
-    /// bucket per direction shared by all the run's transfers and their parts.
-    pub bwlimit: Option<u64>,
-    /// `--exclude` / `--include` patterns (.syncignore syntax): keys to leave alone this run.
-    pub exclude: Vec<String>,
-    pub include: Vec<String>,
-}
-
-/// How a sync of one target is named in messages.
-pub struct Names {
-    pub name: String,
-    pub local_uri: String,
-    pub remote_uri: String,
-}
+use crate::s3::Client;
 
 /// Index progress is committed every this many changes or COMMIT_SECS, whichever comes first.
 /// A commit stalls new transfers for a listing, the index round trip and (on stores without
@@ -95,22 +64,6 @@ pub async fn run(client: &Client, prefix: &str, root: &Path, names: &Names, opts
     run_on(remote, prefix, root, names, &opts).await
 }
 
-/// `opts` with no more transfers in flight than the open-file limit allows.
-pub fn fitted(opts: &Options) -> Options {
-    let mut opts = opts.clone();
-    // Each transfer in flight may hold a file and a socket per part: stay inside the process's
-    // open-file limit (issue 10: 64 × 8 of each could meet a 1024 limit), with room to spare.
-    if let Some(limit) = crate::fsutil::open_files_limit() {
-        let per_job = 2 * opts.transfer.concurrency.max(1) as u64;
-        let fit = (limit.saturating_sub(128) / per_job).max(1) as usize;
-        if opts.jobs > fit {
-            crate::debug!("{} transfers in flight at most (open-file limit {limit})", fit);
-            opts.jobs = fit;
-        }
-    }
-    opts
-}
-
 /// [`run`] against any store behind the engine's seam (the simulation's model bucket too).
 pub async fn run_on(
     remote: Arc<dyn Remote>,
@@ -119,10 +72,23 @@ pub async fn run_on(
     names: &Names,
     opts: &Options,
 ) -> Result<Report, String> {
-    run_scoped(remote, prefix, root, names, opts, None).await
+    run_scoped(remote, prefix, root, names, opts, None, None).await
 }
 
-/// [`run_on`], or [`run_keys`] with `keys`.
+/// [`run_on`] for a daemon's rounds: from the indexes `keeper` holds, where they are still
+/// current (kept.rs), leaving it this run's.
+pub async fn run_kept(
+    remote: Arc<dyn Remote>,
+    prefix: &str,
+    root: &Path,
+    names: &Names,
+    opts: &Options,
+    keeper: &Keeper,
+) -> Result<Report, String> {
+    run_scoped(remote, prefix, root, names, opts, None, Some(keeper)).await
+}
+
+/// [`run_on`], or [`run_keys`] with `keys`; from and to `keeper`'s indexes when given.
 async fn run_scoped(
     remote: Arc<dyn Remote>,
     prefix: &str,
@@ -130,6 +96,7 @@ async fn run_scoped(
     names: &Names,
     opts: &Options,
     keys: Option<Vec<String>>,
+    keeper: Option<&Keeper>,
 ) -> Result<Report, String> {
     let client = &*remote;
     crate::info!("Syncing {} [{} <=> {}]", names.name, names.local_uri, names.remote_uri);
@@ -146,7 +113,9 @@ async fn run_scoped(
     };
     // Read first: a missing bucket or wrong keys fail here with a clear message, before any
     // probe object is written.
-    let mut idx = Indexes::load(client, root, prefix).await?;
+    // What a dry run reads is not what it would commit: it neither takes nor leaves any.
+    let keeper = keeper.filter(|_| !opts.dry_run);
+    let mut idx = Indexes::load_kept(client, root, prefix, keeper.and_then(Keeper::take)).await?;
     // What the store honours decides how every write is guarded (issue 10); a store without
     // conditional writes or deletes is written by one machine at a time, under the prefix's
     // lease (a HEAD then an unconditional DELETE raced another machine's conditional upload
@@ -174,11 +143,14 @@ async fn run_scoped(
         false => idx.guard(&*writer, caps.conditional_put, lease.clone()).await,
     };
     let result = match guarded {
-        Ok(()) => run_guarded(writer, idx, prefix, root, names, opts, caps, lease.clone(), keys).await,
+        Ok(()) => run_guarded(writer, &mut idx, prefix, root, names, opts, caps, lease.clone(), keys).await,
         Err(e) => Err(e),
     };
     if let Some(lease) = lease {
         lease.release().await;
+    }
+    if let (Some(k), Ok(_)) = (keeper, &result) {
+        k.put(idx.keep());
     }
     result
 }
@@ -186,7 +158,7 @@ async fn run_scoped(
 #[allow(clippy::too_many_arguments)]
 async fn run_guarded(
     remote: Arc<dyn Remote>,
-    mut idx: Indexes,
+    idx: &mut Indexes,
     prefix: &str,
     root: &Path,
     names: &Names,
@@ -228,8 +200,8 @@ async fn run_guarded(
     // `.syncignore` first: the rules this run applies must be the settled ones, or a machine
     // holding an older copy would act on rules it is about to replace.
     let mut deferred = Vec::new();
-    run.sync_one(&mut idx, ".syncignore", &mut deferred).await?;
-    run.drain(&mut idx).await?;
+    run.sync_one(idx, ".syncignore", &mut deferred).await?;
+    run.drain(idx).await?;
     // New rules may un-ignore or ignore any key: only a full sync applies them everywhere.
     let rules_moved = run.report != Report::default() || !deferred.is_empty();
     let rules = Arc::new(load_rules(client, prefix, root).await?);
@@ -239,46 +211,46 @@ async fn run_guarded(
     // New keys wait for the old keys they may have moved from; a first sync has none.
     run.fresh = (!idx.local().is_empty()).then(std::collections::VecDeque::new);
     let pass = match &keys {
-        None => run.main_pass(&mut idx, client, prefix, root, rules).await,
-        Some(keys) => run.keys_pass(&mut idx, keys, rules).await,
+        None => run.main_pass(idx, client, prefix, root, rules).await,
+        Some(keys) => run.keys_pass(idx, keys, rules).await,
     };
     match pass {
         Ok(more) => deferred.extend(more),
         Err(e) => {
             // Keep what finished: the next run then resumes instead of re-checking it all.
-            let _ = run.drain(&mut idx).await;
+            let _ = run.drain(idx).await;
             if !opts.dry_run && idx.uncommitted > 0 {
                 let _ = idx.commit(client, prefix).await;
             }
             return Err(e);
         }
     }
-    run.release_fresh(&mut idx).await?;
-    run.drain(&mut idx).await?;
-    run.report.stopped = run.release_deletes(&mut idx).await?;
+    run.release_fresh(idx).await?;
+    run.drain(idx).await?;
+    run.report.stopped = run.release_deletes(idx).await?;
     if keys.is_some() {
         // The guards ran on totals of 0 files a side (a key set counts none): whatever they
         // stop there, they might allow with the real totals; a full sync decides, with them.
         run.report.needs_full = rules_moved || run.report.needs_full || run.report.stopped.take().is_some();
     }
-    run.drain(&mut idx).await?;
+    run.drain(idx).await?;
     // Downloads a type change blocked, now that the deletions ran.
     for job in std::mem::take(&mut run.blocked) {
-        run.dispatch(Job { after_deletes: true, ..job }, &mut idx).await?;
+        run.dispatch(Job { after_deletes: true, ..job }, idx).await?;
     }
-    run.drain(&mut idx).await?;
+    run.drain(idx).await?;
     if interrupted() {
         deferred.clear();
         run.report.interrupted = true;
         crate::warn!("Interrupted: finishing the transfers in flight and saving the index; run sync again to resume");
     }
-    for answer in conflict::ask_each(&ctx, &mut idx, deferred, names).await {
+    for answer in conflict::ask_each(&ctx, idx, deferred, names).await {
         match answer {
-            Ok(job) => run.dispatch(job, &mut idx).await?,
+            Ok(job) => run.dispatch(job, idx).await?,
             Err(job) => run.skip_conflict(&job),
         }
     }
-    run.drain(&mut idx).await?;
+    run.drain(idx).await?;
     ctx.progress.finish();
     if opts.dry_run {
         return Ok(run.report);

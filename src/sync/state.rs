@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use super::index::{Entry, Etag};
-use super::remote::{Lister, Remote};
+use super::kept::{FileId, Kept};
+use super::remote::{Fresh, Lister, Remote};
 use super::table::{Packed, Side, Table};
 use crate::fsutil;
 use crate::s3::PutOptions;
@@ -35,7 +36,17 @@ pub struct Indexes {
     /// Does the store honour If-Match / If-None-Match on PUT? Else the run holds the lease.
     conditional: bool,
     lease: Option<std::sync::Arc<super::lease::Lease>>,
+    /// The local index file the table's local side is, as last read or written (`Some(None)`:
+    /// there is none; `None`: not known, so nothing is kept).
+    local_file: Option<Option<FileId>>,
 }
+
+/// Why the remote index could not be read: the request failed, or the body is not an index.
+enum ReadError {
+    Failed(String),
+    Bad(String),
+}
+use ReadError::{Bad, Failed};
 
 /// One key's changes since the last commit, packed (a commit batch can hold 100,000 keys).
 /// `local` and `remote` are `None` where the table's record stands.
@@ -95,38 +106,99 @@ impl Change {
 
 impl Indexes {
     pub async fn load(client: &dyn Remote, root: &std::path::Path, prefix: &str) -> Result<Indexes, String> {
+        Self::load_kept(client, root, prefix, None).await
+    }
+
+    /// [`Indexes::load`], starting from what an earlier round `kept` (kept.rs): each file is
+    /// read again only if it is no longer the version kept.
+    pub(super) async fn load_kept(
+        client: &dyn Remote,
+        root: &std::path::Path,
+        prefix: &str,
+        kept: Option<Kept>,
+    ) -> Result<Indexes, String> {
         let local_path = root.join(".index");
-        let mut table = Table::default();
-        match std::fs::File::open(&local_path) {
-            Ok(f) => table
-                .load(Side::Local, f)
-                .map_err(|e| format!("local index {}: {e}; {}", local_path.display(), CORRUPT_HINT))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("reading local index {}: {e}", local_path.display())),
-        }
         let remote_key = format!("{prefix}.index");
-        let (remote_etag, remote_existed, remote_bytes) = match client.get_bytes(&remote_key).await {
-            Ok(Some((bytes, meta))) => {
-                table
-                    .load(Side::Remote, &bytes[..])
-                    .map_err(|e| format!("remote index {}: {e}; {}", client.uri(&remote_key), CORRUPT_HINT))?;
-                (meta.etag, true, bytes.len())
-            }
-            Ok(None) => (None, false, 0),
-            Err(e) => return Err(e.to_string()),
+        let (mut table, local_file, etag, remote_bytes) = match kept {
+            Some(k) => (k.table, Some(k.local_file), Some(k.remote_etag), k.remote_bytes),
+            None => (Table::default(), None, None, 0),
         };
-        Ok(Indexes {
+        let reading = |e| format!("reading local index {}: {e}", local_path.display());
+        let now = FileId::at(&local_path).map_err(reading)?;
+        let local_file = match local_file {
+            Some(kept) if kept == now => now,
+            _ => match std::fs::File::open(&local_path) {
+                Ok(f) => {
+                    let id = FileId::of(&f.metadata().map_err(reading)?);
+                    table
+                        .load(Side::Local, f)
+                        .map_err(|e| format!("local index {}: {e}; {}", local_path.display(), CORRUPT_HINT))?;
+                    Some(id)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    table.load(Side::Local, &b""[..]).expect("an empty index");
+                    None
+                }
+                Err(e) => return Err(reading(e)),
+            },
+        };
+        let mut idx = Indexes {
             table,
             overlay: BTreeMap::new(),
             local_path,
             remote_key,
-            remote_etag,
-            remote_existed,
+            remote_etag: etag,
+            remote_existed: true,
             remote_bytes,
             uncommitted: 0,
             conditional: true,
             lease: None,
-        })
+            local_file: Some(local_file),
+        };
+        idx.read_remote(client).await.map_err(|e| match e {
+            Bad(e) => format!("remote index {}: {e}; {}", client.uri(&idx.remote_key), CORRUPT_HINT),
+            Failed(e) => e,
+        })?;
+        Ok(idx)
+    }
+
+    /// The remote index into the table's remote side, unless it is still the version the
+    /// table holds (one conditional GET, 304 without a body): `true` when it was read.
+    async fn read_remote(&mut self, client: &dyn Remote) -> Result<bool, ReadError> {
+        let got = match (&self.remote_etag, self.remote_existed) {
+            (Some(etag), true) => match client.get_if_changed(&self.remote_key, etag).await {
+                Ok(Fresh::Unchanged) => return Ok(false),
+                Ok(Fresh::Missing) => None,
+                Ok(Fresh::Changed(bytes, meta)) => Some((bytes, meta)),
+                Err(e) => return Err(Failed(e.to_string())),
+            },
+            _ => client.get_bytes(&self.remote_key).await.map_err(|e| Failed(e.to_string()))?,
+        };
+        (self.remote_etag, self.remote_existed, self.remote_bytes) = match got {
+            Some((bytes, meta)) => {
+                self.table.load(Side::Remote, &bytes[..]).map_err(Bad)?;
+                (meta.etag, true, bytes.len())
+            }
+            None => {
+                self.table.load(Side::Remote, &b""[..]).expect("an empty index");
+                (None, false, 0)
+            }
+        };
+        Ok(true)
+    }
+
+    /// What a later round may start from (kept.rs): both indexes, if all this run changed
+    /// is committed and both files' versions are known.
+    pub(super) fn keep(self) -> Option<Kept> {
+        let settled = self.uncommitted == 0
+            && self.overlay.values().all(|c| c.local.is_none() && c.remote.is_none() && c.before.is_none());
+        let remote_etag = self.remote_etag.filter(|_| self.remote_existed && settled)?;
+        // A long-lived table gathers the text of keys gone and ETags no record names: a
+        // fresh read now and then makes it compact again.
+        if self.table.bloated() {
+            return None;
+        }
+        Some(Kept { table: self.table, remote_etag, remote_bytes: self.remote_bytes, local_file: self.local_file? })
     }
 
     /// How index writes are guarded from here on: conditional PUTs, or (`false`) the lease the
@@ -321,8 +393,12 @@ impl Indexes {
         // stays bounded by the commit batch, not by the tree.
         self.overlay.clear();
         let table = &self.table;
+        self.local_file = None;
         fsutil::write_atomic(&self.local_path, 0o644, |f| table.write(Side::Local, f).map(|_| ()))
-            .map_err(|e| format!("writing local index {}: {e}", self.local_path.display()))
+            .map_err(|e| format!("writing local index {}: {e}", self.local_path.display()))?;
+        // The folder's lock is held: the file there is the one just written.
+        self.local_file = FileId::at(&self.local_path).ok();
+        Ok(())
     }
 
     async fn put_remote(
@@ -371,17 +447,14 @@ impl Indexes {
     async fn merge_newer(&mut self, client: &dyn Remote) -> Result<(), String> {
         // The local records into the table first: adoption below changes them there.
         self.apply_overlay();
-        let (etag, existed) = match client.get_bytes(&self.remote_key).await.map_err(|e| e.to_string())? {
-            Some((bytes, meta)) => {
-                self.table.load(Side::Remote, &bytes[..]).map_err(|e| format!("remote index: {e}"))?;
-                self.remote_bytes = bytes.len();
-                (meta.etag, true)
-            }
-            None => {
-                self.table.load(Side::Remote, &b""[..]).expect("an empty index");
-                (None, false)
-            }
-        };
+        // Still the version the table holds: it already has our changes on top of it.
+        let read = self.read_remote(client).await.map_err(|e| match e {
+            Bad(e) => format!("remote index: {e}"),
+            Failed(e) => e,
+        })?;
+        if !read {
+            return Ok(());
+        }
         let mut fix: Vec<(&str, [Option<Packed>; 2])> = Vec::new();
         for (key, c) in &self.overlay {
             let (Some(base), Some(mine)) = (c.base, c.remote) else { continue };
@@ -413,140 +486,10 @@ impl Indexes {
             fix.push((key, [None, Some(mine)]));
         }
         self.table.apply(fix.into_iter());
-        self.remote_etag = etag;
-        self.remote_existed = existed;
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::sim::bucket::{Behaviour, Bucket, Handle};
-    use crate::sim::sched::Sched;
-    use crate::sync::index::{self, Index};
-
-    fn store() -> Handle {
-        let b = Behaviour {
-            conditional_put: true,
-            conditional_delete: true,
-            list_etags: true,
-            page: 1000,
-            faults: 0,
-            copy_conditions: true,
-            copy_source_pinned: true,
-        };
-        Handle::new(Arc::new(Bucket::new(b, Arc::new(Sched::free()))), 0)
-    }
-
-    fn e(lm: f64, stamp: f64, etag: &str) -> Entry {
-        Entry::new(Some(lm), Some(stamp), Some(Etag::parse(etag)))
-    }
-
-    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-    /// Write `index` as the remote index another machine committed.
-    async fn commit_as_other(s: &Handle, index: &Index) {
-        s.put_bytes("p/.index", Bytes::from(index::encode(index)), &PutOptions::default()).await.unwrap();
-    }
-
-    /// The index merge after a 412 (issue 10: the riskiest logic had no unit test): keys only
-    /// the other machine changed keep its entry; keys only we changed keep ours; a key we
-    /// downloaded that it re-recorded under another stamp, same ETag, adopts its stamp; the
-    /// same LastModified with another ETag is another version and is not adopted.
-    #[tokio::test]
-    async fn merge_after_412_keeps_both_machines_changes() {
-        let s = store();
-        let dir = tempfile::tempdir().unwrap();
-        let base: Index = [("theirs", e(10.0, 10.0, A)), ("ours", e(10.0, 10.0, A)), ("both", e(10.0, 10.0, A))]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        commit_as_other(&s, &base).await;
-        let mut idx = Indexes::load(&s, dir.path(), "p/").await.unwrap();
-        // We: upload a new version of "ours"; download a version of "both" that the other
-        // machine uploaded (same ETag B), recorded under our stamp 21; and "same-second",
-        // downloaded as ETag A at LastModified 30.
-        idx.set("ours", e(20.0, 20.0, B), e(20.0, 20.0, B));
-        idx.set("both", e(21.0, 21.0, B), e(20.0, 21.0, B));
-        idx.mark_adoptable("both");
-        idx.set("same-second", e(30.0, 30.0, A), e(30.0, 30.0, A));
-        idx.mark_adoptable("same-second");
-        // They: changed "theirs", recorded "both" (their upload, ETag B) under stamp 25, and
-        // "same-second" as ETag B at the same LastModified.
-        let mut other = base.clone();
-        other.insert("theirs".into(), e(15.0, 15.0, B));
-        other.insert("both".into(), e(20.0, 25.0, B));
-        other.insert("same-second".into(), e(30.0, 31.0, B));
-        commit_as_other(&s, &other).await;
-        idx.merge_newer(&s).await.unwrap();
-        // What the next PUT sends, and the local record the commit writes.
-        let remote = index::decode(&idx.table.write(Side::Remote, Vec::new()).unwrap()).unwrap();
-        let local = |k: &str| idx.table.get(Side::Local, k).unwrap();
-        assert_eq!(remote["theirs"], e(15.0, 15.0, B), "their change kept");
-        assert_eq!(remote["ours"], e(20.0, 20.0, B), "our change kept");
-        assert_eq!(remote["both"], e(20.0, 25.0, B), "their stamp for the same version");
-        assert_eq!(local("both").remote_timestamp, Some(25.0), "our record adopts it");
-        assert_eq!(remote["same-second"], e(30.0, 30.0, A), "another version: ours stands");
-        assert_eq!(local("same-second").remote_timestamp, Some(30.0));
-    }
-
-    /// The run's changes are read through before the commit (new keys too, in the merge's key
-    /// walk), and the commit writes both files with them merged in: a tombstone, a dropped
-    /// local record, a new key, and the ETag field.
-    #[tokio::test]
-    async fn overlay_reads_through_and_commits() {
-        let s = store();
-        let dir = tempfile::tempdir().unwrap();
-        let synced: Index = [("a", e(1.0, 1.0, A)), ("c", e(1.0, 1.0, A))].map(|(k, v)| (k.to_string(), v)).into();
-        commit_as_other(&s, &synced).await;
-        std::fs::write(dir.path().join(".index"), index::encode(&synced)).unwrap();
-        let mut idx = Indexes::load(&s, dir.path(), "p/").await.unwrap();
-        let gone = Entry::new(None, Some(2.0), None);
-        idx.set("a", gone, gone);
-        idx.set("b", e(3.0, 3.0, B), e(3.0, 3.0, B));
-        idx.drop_local("c");
-        assert_eq!(idx.local().get("a"), Some(gone));
-        assert_eq!(idx.local().get("b"), Some(e(3.0, 3.0, B)));
-        assert_eq!(idx.local().get("c"), None);
-        assert_eq!(idx.remote().get("c"), Some(e(1.0, 1.0, A)));
-        assert_eq!(idx.next_key(Some("a")).as_deref(), Some("b"), "a key new this run is walked");
-        idx.commit(&s, "p/").await.unwrap();
-        let local = index::decode(&std::fs::read(dir.path().join(".index")).unwrap()).unwrap();
-        let remote = index::decode(&s.get_bytes("p/.index").await.unwrap().unwrap().0).unwrap();
-        let want: Index = [("a", gone), ("b", e(3.0, 3.0, B))].map(|(k, v)| (k.to_string(), v)).into();
-        assert_eq!(local, want);
-        assert_eq!(
-            remote,
-            [("a", gone), ("b", e(3.0, 3.0, B)), ("c", e(1.0, 1.0, A))].map(|(k, v)| (k.to_string(), v)).into()
-        );
-        assert_eq!((idx.local().len(), idx.remote().len()), (2, 3));
-        assert_eq!(idx.local().get("b"), Some(e(3.0, 3.0, B)), "read from the table once committed");
-        // A commit batch at a million files holds 100,000 of these.
-        assert_eq!(std::mem::size_of::<Change>(), 104);
-    }
-
-    /// Issue 10, scenario 1: our upload is deleted (or replaced) on S3 before our commit. The
-    /// record is undone, never left shaped like a tombstone: the next run then sees the local
-    /// file as changed and reports a conflict instead of deleting it.
-    #[tokio::test]
-    async fn upload_deleted_before_commit_is_unrecorded_not_a_tombstone() {
-        let s = store();
-        let dir = tempfile::tempdir().unwrap();
-        let before = e(5.0, 5.0, A);
-        let synced: Index = [("f".to_string(), before)].into_iter().collect();
-        commit_as_other(&s, &synced).await;
-        std::fs::write(dir.path().join(".index"), index::encode(&synced)).unwrap();
-        let mut idx = Indexes::load(&s, dir.path(), "p/").await.unwrap();
-        let etag = s.put_bytes("p/f", Bytes::from_static(b"new"), &PutOptions::default()).await.unwrap();
-        idx.set_uploaded("f", 9.0, 9.0, etag);
-        s.delete("p/f", None).await.unwrap(); // another machine's delete
-        idx.commit(&s, "p/").await.unwrap();
-        assert_eq!(idx.local().get("f"), Some(before), "the local record is what it was");
-        let remote = index::decode(&s.get_bytes("p/.index").await.unwrap().unwrap().0).unwrap();
-        assert_eq!(remote["f"], before, "the remote index never says our upload was synced");
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

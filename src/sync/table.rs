@@ -257,6 +257,14 @@ impl Table {
         self.count = [0, 1].map(|i| self.rows.iter().filter(|r| r.lt[i] != ABSENT).count());
     }
 
+    /// Does the table hold much more than its rows need: the text of keys dropped since it
+    /// was read, or ETags no record names any more? (A table kept between a daemon's rounds
+    /// gathers both; one read from the files has neither.)
+    pub fn bloated(&self) -> bool {
+        let live: usize = self.rows.iter().map(|r| (r.key & 0xffff) as usize).sum();
+        self.arena.len() > 2 * live + (1 << 20) || self.etags.len() > 2 * self.rows.len() + 100_000
+    }
+
     /// The first key after `after` that either side holds.
     pub fn next_key(&self, after: Option<&str>) -> Option<&str> {
         let from = after.map_or(0, |a| self.rows.partition_point(|r| self.key_of(r) <= a.as_bytes()));
