@@ -229,7 +229,12 @@ async fn index_changed(config: &Config, name: &str, opts: &sync::Options, w: &mu
     let answer = s.remote.get_if_changed(s.remote.index_key(), &known).await;
     s.remote.take(); // a poll is no round's reading
     let requests = s.client.requests_sent() - sent;
-    let changed = !matches!(answer, Ok(Fresh::Unchanged));
+    // A store that ignores If-None-Match answers 200 with the same ETag: nothing new either.
+    let changed = match &answer {
+        Ok(Fresh::Unchanged) => false,
+        Ok(Fresh::Changed(_, m)) => m.etag.as_deref() != Some(known.trim_matches('"')),
+        _ => true,
+    };
     let what = if changed { "changed" } else { "unchanged" };
     crate::debug!("'{name}': poll: the remote index is {what} ({requests} request)");
     changed
@@ -251,6 +256,11 @@ fn round(
     let what = keys.as_ref().map_or("full sync".to_string(), |k| format!("{} changed key(s)", k.len()));
     crate::log::hold();
     let (folder, kept) = (w.folder.clone(), w.kept.clone());
+    // A full sync reads both indexes afresh: were the kept ones ever to drift from the files,
+    // the periodic full sync puts that right, as it does for other tools' writes (review).
+    if full {
+        kept.clear();
+    }
     let (result, requests, trail) = match store(config, name, opts, w) {
         Err(e) => (Err(e), 0, Default::default()),
         Ok(s) => {

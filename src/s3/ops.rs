@@ -260,19 +260,14 @@ impl Client {
 
     /// [`Client::get_bytes`], only if the object is no longer the version `etag` names
     /// (`If-None-Match`): `Ok(None)` for 304 Not Modified, one request and no body. How the
-    /// daemon polls the remote index for nothing. A store that ignores the header answers 200
-    /// with the same ETag: that is "not modified" too.
+    /// daemon polls the remote index for nothing. A store that ignores the header answers 200:
+    /// the body is returned whatever its ETag, for the caller to judge (the index re-read under
+    /// the lease trusts only a real 304: a weak store's ETag may not name the content).
     pub async fn get_bytes_if_changed(&self, key: &str, etag: &str) -> Result<Option<Option<(Bytes, ObjectMeta)>>> {
         let quoted = format!("\"{}\"", etag.trim_matches('"'));
         let req = Request::new("GetObject", Method::GET, Some(key)).header("if-none-match", quoted);
         match self.send_full(&req).await {
-            Ok(a) => {
-                let meta = meta_of(&a.headers);
-                match meta.etag.as_deref() == Some(etag.trim_matches('"')) {
-                    true => Ok(None),
-                    false => Ok(Some(Some((a.body, meta)))),
-                }
-            }
+            Ok(a) => Ok(Some(Some((a.body, meta_of(&a.headers))))),
             Err(e) if e.status() == Some(304) => Ok(None),
             Err(e) if e.is_not_found() => Ok(Some(None)),
             Err(e) => Err(e),

@@ -424,6 +424,8 @@ impl Indexes {
             }
             self.merge_newer(client).await?;
             self.remote_etag = self.put_remote(client, None, false).await.map_err(|e| e.to_string())?;
+            // It exists now: a later merge in this run may ask for it conditionally (review).
+            self.remote_existed = true;
             return Ok(());
         }
         for _ in 0..8 {
