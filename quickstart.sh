@@ -17,7 +17,16 @@ work=$(mktemp -d)
 target/debug/examples/local_store --seconds 900 > "$work/store.env" &
 store_pid=$!
 trap 'kill "$store_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do grep -q SECRET "$work/store.env" 2>/dev/null && break; sleep 0.1; done
+# A loaded machine can take a while to start it: wait up to a minute, and say so if it never came.
+for _ in $(seq 600); do
+    grep -q SECRET "$work/store.env" 2>/dev/null && break
+    kill -0 "$store_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if ! grep -q SECRET "$work/store.env" 2>/dev/null; then
+    echo "the local store did not start (target/debug/examples/local_store); run it by hand to see why" >&2
+    exit 1
+fi
 # shellcheck disable=SC1091
 source "$work/store.env"
 echo "==> local S3 store at $S4_STORE_ENDPOINT, bucket $S4_STORE_BUCKET"
