@@ -354,7 +354,7 @@ impl Client {
         let object = self.object_name(req);
         let fence = self.fence.as_ref().filter(|_| is_write(&req.method));
         if let Some(f) = fence {
-            f().map_err(|why| Failure::Plain(Error::new(req.op, &object, ErrorKind::Fenced(why))))?;
+            fence::ask(f, req.op, &object).map_err(Failure::Plain)?;
         }
         let region = self.region();
         let (host, path) = self.address(req.key, &region);
@@ -409,7 +409,7 @@ impl Client {
         // Once more as late as this layer can: a body-less write (a copy, an empty file) has no
         // last byte to hold back, and the credentials above may have taken a while.
         if let Some(f) = fence {
-            f().map_err(|why| Failure::Plain(Error::new(req.op, &object, ErrorKind::Fenced(why))))?;
+            fence::ask(f, req.op, &object).map_err(Failure::Plain)?;
         }
         let timeout = i.cfg.read_timeout;
         i.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -528,8 +528,8 @@ impl Client {
             }
             // A body the fence cut short comes back as a broken connection: say why at once
             // rather than after a back-off.
-            if let Some(Err(why)) = self.fence.as_ref().filter(|_| is_write(&req.method)).map(|f| f()) {
-                return Err(Error::new(req.op, self.object_name(req), ErrorKind::Fenced(why)));
+            if let Some(f) = self.fence.as_ref().filter(|_| is_write(&req.method)) {
+                fence::ask(f, req.op, &self.object_name(req))?;
             }
             attempt += 1;
             let draw = self.inner.jitter.lock().unwrap().draw();

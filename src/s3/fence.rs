@@ -22,6 +22,11 @@ use super::http::ReqBody;
 /// `Err(why)` once writes must stop.
 pub type Fence = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// Ask `fence` on behalf of `op` on `object`: its "no" as the error a write returns.
+pub fn ask(fence: &Fence, op: &'static str, object: &str) -> Result<(), super::Error> {
+    fence().map_err(|why| super::Error::new(op, object, super::ErrorKind::Fenced(why)))
+}
+
 /// `body`, whose final frame is handed on only if `fence` still allows it.
 pub fn guard(body: ReqBody, fence: Fence) -> ReqBody {
     http_body_util::BodyExt::boxed(Guarded { inner: body, fence })

@@ -175,10 +175,7 @@ impl Handle {
     }
 
     fn fenced(&self, op: &'static str, key: &str) -> Result<(), Error> {
-        match self.fence.as_ref().map(|f| f()) {
-            Some(Err(why)) => Err(Error::new(op, self.uri(key), ErrorKind::Fenced(why))),
-            _ => Ok(()),
-        }
+        self.fence.as_ref().map_or(Ok(()), |f| crate::s3::fence::ask(f, op, &self.uri(key)))
     }
 }
 
