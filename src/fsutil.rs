@@ -19,6 +19,25 @@ pub fn temp_path(dest: &Path) -> PathBuf {
     dest.parent().unwrap_or(Path::new(".")).join(name)
 }
 
+/// A temp file's place beside `dest`, removed when this is dropped: also when the run that
+/// holds it is cut off mid-way (a killed task drops its future).
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    pub fn beside(dest: &Path) -> TempFile {
+        TempFile(temp_path(dest))
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Is `name` a temp file of an s4 process that is gone (a download cut off by a crash)?
 /// Another live s4's (a `restore`, a sync of an overlapping folder) is left alone, and so
 /// is anything merely named like one.

@@ -63,6 +63,14 @@ impl Tracked {
     pub fn index_key(&self) -> &str {
         &self.index_key
     }
+
+    /// A write of `key` returned `etag`: the index's last version, if it was the index.
+    fn wrote(&self, key: &str, etag: Option<String>) -> crate::s3::Result<Option<String>> {
+        if key == self.index_key {
+            self.trail.lock().unwrap().last = etag.clone();
+        }
+        Ok(etag)
+    }
 }
 
 impl Remote for Tracked {
@@ -131,13 +139,10 @@ impl Remote for Tracked {
         self.inner.put_file(key, path, size, opts, moved)
     }
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
-        Box::pin(async move {
-            let etag = self.inner.put_bytes(key, body, opts).await?;
-            if key == self.index_key {
-                self.trail.lock().unwrap().last = etag.clone();
-            }
-            Ok(etag)
-        })
+        Box::pin(async move { self.wrote(key, self.inner.put_bytes(key, body, opts).await?) })
+    }
+    fn put_whole_file<'a>(&'a self, key: &'a str, path: &'a Path, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
+        Box::pin(async move { self.wrote(key, self.inner.put_whole_file(key, path, opts).await?) })
     }
     fn copy<'a>(
         &'a self,

@@ -55,7 +55,6 @@ pub(super) struct Kept {
     pub table: Table,
     /// The remote index's version the table's remote side is.
     pub remote_etag: String,
-    pub remote_bytes: usize,
     /// The local index file the table's local side is (`None`: there was none).
     pub local_file: Option<FileId>,
 }

@@ -99,6 +99,15 @@ pub trait Remote: Send + Sync {
         moved: &'a Meter,
     ) -> Fut<'a, Option<String>>;
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>>;
+    /// A file's bytes as one PUT, never multipart (its conditions must hold for one request):
+    /// the remote index, which [`S3`] streams from disk, so its ~28 MB at a million keys need
+    /// not sit in memory while they are sent (issue 13). Elsewhere: read, then `put_bytes`.
+    fn put_whole_file<'a>(&'a self, key: &'a str, path: &'a Path, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
+        Box::pin(async move {
+            let body = std::fs::read(path).map_err(|e| file_error(path, e))?;
+            self.put_bytes(key, Bytes::from(body), opts).await
+        })
+    }
     /// CopyObject of `src` (only while its ETag is `src_etag`, when given) to `dst`, with
     /// `opts`' conditions on `dst`. The new object's ETag.
     fn copy<'a>(
@@ -123,6 +132,10 @@ pub struct S3 {
     pub transfer: Transfer,
     /// `--bwlimit`, shared by every transfer of the run.
     pub limits: Limits,
+}
+
+fn file_error(path: &Path, e: std::io::Error) -> Error {
+    Error::new("PutObject", path.display().to_string(), crate::s3::ErrorKind::Io(e.to_string()))
 }
 
 fn meta(m: crate::s3::ObjectMeta) -> Meta {
@@ -208,6 +221,14 @@ impl Remote for S3 {
 
     fn put_bytes<'a>(&'a self, key: &'a str, body: Bytes, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
         Box::pin(self.client.put(key, crate::s3::Payload::Bytes(body), opts))
+    }
+
+    fn put_whole_file<'a>(&'a self, key: &'a str, path: &'a Path, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
+        Box::pin(async move {
+            let len = std::fs::metadata(path).map_err(|e| file_error(path, e))?.len();
+            let body = crate::s3::Payload::File { path: path.to_path_buf(), offset: 0, len };
+            self.client.put(key, body, opts).await
+        })
     }
 
     fn copy<'a>(

@@ -4,14 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use bytes::Bytes;
-
 use super::index::{Entry, Etag};
 use super::kept::{FileId, Kept};
 use super::remote::{Fresh, Lister, Remote};
 use super::table::{Packed, Side, Table};
 use crate::fsutil;
-use crate::s3::PutOptions;
+use crate::s3::{ErrorKind, PutOptions};
 
 /// What to do about an index that cannot be read. Refusing is the safe default: read as
 /// empty, a broken index would make every file look new (or every deletion unknown).
@@ -28,9 +26,6 @@ pub struct Indexes {
     /// ETag of the remote index as read (or last written); `None` when it did not exist.
     remote_etag: Option<String>,
     remote_existed: bool,
-    /// Size of the remote index as last read or written: its next body is made in one
-    /// allocation of about that size, not grown by doubling (~25 MB at a million files).
-    remote_bytes: usize,
     /// Changes since the last commit.
     pub uncommitted: usize,
     /// Does the store honour If-Match / If-None-Match on PUT? Else the run holds the lease.
@@ -119,9 +114,9 @@ impl Indexes {
     ) -> Result<Indexes, String> {
         let local_path = root.join(".index");
         let remote_key = format!("{prefix}.index");
-        let (mut table, local_file, etag, remote_bytes) = match kept {
-            Some(k) => (k.table, Some(k.local_file), Some(k.remote_etag), k.remote_bytes),
-            None => (Table::default(), None, None, 0),
+        let (mut table, local_file, etag) = match kept {
+            Some(k) => (k.table, Some(k.local_file), Some(k.remote_etag)),
+            None => (Table::default(), None, None),
         };
         let reading = |e| format!("reading local index {}: {e}", local_path.display());
         let now = FileId::at(&local_path).map_err(reading)?;
@@ -149,7 +144,6 @@ impl Indexes {
             remote_key,
             remote_etag: etag,
             remote_existed: true,
-            remote_bytes,
             uncommitted: 0,
             conditional: true,
             lease: None,
@@ -174,14 +168,14 @@ impl Indexes {
             },
             _ => client.get_bytes(&self.remote_key).await.map_err(|e| Failed(e.to_string()))?,
         };
-        (self.remote_etag, self.remote_existed, self.remote_bytes) = match got {
+        (self.remote_etag, self.remote_existed) = match got {
             Some((bytes, meta)) => {
                 self.table.load(Side::Remote, &bytes[..]).map_err(Bad)?;
-                (meta.etag, true, bytes.len())
+                (meta.etag, true)
             }
             None => {
                 self.table.load(Side::Remote, &b""[..]).expect("an empty index");
-                (None, false, 0)
+                (None, false)
             }
         };
         Ok(true)
@@ -198,7 +192,7 @@ impl Indexes {
         if self.table.bloated() {
             return None;
         }
-        Some(Kept { table: self.table, remote_etag, remote_bytes: self.remote_bytes, local_file: self.local_file? })
+        Some(Kept { table: self.table, remote_etag, local_file: self.local_file? })
     }
 
     /// How index writes are guarded from here on: conditional PUTs, or (`false`) the lease the
@@ -409,11 +403,16 @@ impl Indexes {
     ) -> crate::s3::Result<Option<String>> {
         let opts =
             PutOptions { content_type: Some("application/gzip".into()), if_match, if_none_match, ..Default::default() };
-        let room = self.remote_bytes + self.remote_bytes / 8 + (self.overlay.len() << 6);
-        let body = self.table.write(Side::Remote, Vec::with_capacity(room)).expect("in-memory write");
-        self.remote_bytes = body.len();
-        let body = Bytes::from(body);
-        client.put_bytes(&self.remote_key, body, &opts).await
+        // The body goes through a temp file beside the local index and is streamed from
+        // there: at a million keys it is ~28 MB that would otherwise sit in memory while it
+        // is sent, on top of the table (the peak of a first sync, issue 13).
+        let body = fsutil::TempFile::beside(&self.local_path);
+        let table = &self.table;
+        std::fs::File::create_new(body.path()).and_then(|f| table.write(Side::Remote, f)).map_err(|e| {
+            let what = format!("writing the remote index's body to {}", body.path().display());
+            crate::s3::Error::new("PutObject", client.uri(&self.remote_key), ErrorKind::Io(format!("{what}: {e}")))
+        })?;
+        client.put_whole_file(&self.remote_key, body.path(), &opts).await
     }
     async fn commit_remote(&mut self, client: &dyn Remote) -> Result<(), String> {
         if !self.conditional {

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::*;
 use crate::sim::bucket::{Behaviour, Bucket, Handle};
 use crate::sim::sched::Sched;
