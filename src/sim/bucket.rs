@@ -83,6 +83,10 @@ impl Bucket {
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(BASE_SECS as u64) + self.epoch.elapsed()
     }
 
+    pub fn object(&self, key: &str) -> Option<Object> {
+        self.objects.lock().unwrap().get(key).cloned()
+    }
+
     pub fn objects(&self) -> BTreeMap<String, Object> {
         self.objects.lock().unwrap().clone()
     }

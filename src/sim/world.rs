@@ -244,7 +244,8 @@ impl World {
     pub async fn step(&mut self) -> Result<(), Failure> {
         self.steps += 1;
         Self::settle().await;
-        self.reap().await;
+        let ended = self.reap().await;
+        self.check_kept(ended.iter().map(|(m, _)| *m))?;
         if self.frozen.is_some_and(|(_, until)| self.steps >= until) {
             self.frozen = None;
         }
@@ -289,7 +290,8 @@ impl World {
         for _round in 0..3 {
             for m in 0..self.machines.len() {
                 self.start(m, Some(Keep::Remote));
-                self.drive_to_end().await;
+                let ended = self.drive_to_end().await;
+                self.check_kept(ended.iter().map(|(m, _)| *m))?;
             }
         }
         self.check_nothing_lost()?;
@@ -522,6 +524,19 @@ impl World {
                 if !e.is_tombstone() && !m.root.join(k).is_file() {
                     return Err(self.fail(format!("m{i}: index records {k} but there is no such file")));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The indexes machines `ended` keep for their next round are what their files hold.
+    fn check_kept(&self, ended: impl Iterator<Item = usize>) -> Result<(), Failure> {
+        let remote = self.bucket.object(&format!("{PREFIX}.index"));
+        let remote = remote.as_ref().map(|o| (o.etag.as_str(), &o.body[..]));
+        for m in ended {
+            let machine = &self.machines[m];
+            if let Err(e) = machine.kept.agrees(&machine.root.join(".index"), remote) {
+                return Err(self.fail(format!("m{m}: {e}")));
             }
         }
         Ok(())

@@ -44,6 +44,37 @@ impl Keeper {
     }
 }
 
+#[cfg(test)]
+impl Keeper {
+    /// Does what is kept say what the files say, where they are still the versions kept? The
+    /// simulation asks after every round: a kept table that drifted from its file would steer
+    /// every later round (review of issue 13). `remote`: the store's index now, and its ETag.
+    pub(crate) fn agrees(&self, local: &Path, remote: Option<(&str, &[u8])>) -> Result<(), String> {
+        use super::index::{decode, Index};
+        use super::table::Side;
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(k) = held.as_ref() else { return Ok(()) };
+        let kept = |s| decode(&k.table.write(s, Vec::new()).expect("in-memory write"));
+        if FileId::at(local).map_err(|e| e.to_string())? == k.local_file {
+            let file = match std::fs::read(local) {
+                Ok(b) => decode(&b)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::default(),
+                Err(e) => return Err(e.to_string()),
+            };
+            if kept(Side::Local)? != file {
+                return Err(format!("the kept local index is not what {} holds", local.display()));
+            }
+        }
+        let same = |etag: &str| etag.trim_matches('"') == k.remote_etag.trim_matches('"');
+        if let Some((_, body)) = remote.filter(|(etag, _)| same(etag)) {
+            if kept(Side::Remote)? != decode(body)? {
+                return Err(format!("the kept remote index is not what the store holds as {}", k.remote_etag));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for Keeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Keeper({})", if self.holds() { "kept" } else { "empty" })
