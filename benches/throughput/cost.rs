@@ -35,7 +35,8 @@ impl Sample {
 /// Reads the counters; `mark()` before a run, `sample(mark)` after it.
 pub struct Probe {
     metrics: Option<(String, String)>, // host:port, path
-    store_pid: Option<u32>,
+    /// The store's processes (Ceph: radosgw, the OSD and the monitor); their CPU is summed.
+    store_pids: Vec<u32>,
 }
 
 pub struct Mark {
@@ -47,13 +48,13 @@ pub struct Mark {
 }
 
 impl Probe {
-    pub fn new(metrics_url: Option<String>, store_pid: Option<u32>) -> Probe {
+    pub fn new(metrics_url: Option<String>, store_pids: Vec<u32>) -> Probe {
         let metrics = metrics_url.and_then(|u| {
             let rest = u.strip_prefix("http://")?;
             let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
             Some((host.to_string(), format!("/{path}")))
         });
-        let p = Probe { metrics, store_pid };
+        let p = Probe { metrics, store_pids };
         if p.metrics.is_some() && p.requests().is_empty() {
             eprintln!("note: the store's metrics answered nothing usable; request counts come from s4's own counter");
             return Probe { metrics: None, ..p };
@@ -64,15 +65,15 @@ impl Probe {
     pub fn mark(&self) -> Mark {
         let requests = self.requests();
         let (self_cpu, child_cpu) = proc_cpu("self").map(|c| (c.0, c.1)).unwrap_or((0.0, 0.0));
-        let store_cpu = self.store_pid.and_then(|p| proc_cpu(&p.to_string())).map(|c| c.0);
+        let store_cpu = self.store_cpu();
         Mark { t: Instant::now(), self_cpu, child_cpu, store_cpu, requests }
     }
 
     pub fn sample(&self, m: &Mark) -> Sample {
         let secs = m.t.elapsed().as_secs_f64();
         let (self_cpu, child_cpu) = proc_cpu("self").map(|c| (c.0, c.1)).unwrap_or((0.0, 0.0));
-        let store_cpu = match (self.store_pid.and_then(|p| proc_cpu(&p.to_string())), m.store_cpu) {
-            (Some(now), Some(then)) => Some(now.0 - then),
+        let store_cpu = match (self.store_cpu(), m.store_cpu) {
+            (Some(now), Some(then)) => Some(now - then),
             _ => None,
         };
         let now = self.requests();
@@ -88,6 +89,14 @@ impl Probe {
             store_cpu,
             max_rss_kib: None,
         }
+    }
+
+    /// CPU seconds the store's processes have used, if every one of them could be read.
+    fn store_cpu(&self) -> Option<f64> {
+        if self.store_pids.is_empty() {
+            return None;
+        }
+        self.store_pids.iter().map(|p| proc_cpu(&p.to_string()).map(|c| c.0)).sum()
     }
 
     /// `api_s3_request_counter{api_endpoint="X"} N` lines of Garage's /metrics.

@@ -368,7 +368,7 @@ impl Peer {
             None => {
                 let name = format!("t{}", added.len());
                 let scratch = std::env::temp_dir().join(format!("s4-bench-rss-{}", std::process::id()));
-                writer.add(&Probe::new(None, None), &name, local, prefix, &scratch)?;
+                writer.add(&Probe::new(None, Vec::new()), &name, local, prefix, &scratch)?;
                 added.push((local.to_path_buf(), prefix.to_string()));
                 added.len() - 1
             }
