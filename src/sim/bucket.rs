@@ -51,6 +51,8 @@ pub struct Bucket {
     pub behaviour: Behaviour,
     pub sched: Arc<Sched>,
     epoch: tokio::time::Instant,
+    /// ListObjectsV2 requests served (for tests that count them).
+    pub lists: std::sync::atomic::AtomicUsize,
 }
 
 fn status(op: &'static str, key: &str, status: u16, code: &str) -> Error {
@@ -71,6 +73,7 @@ impl Bucket {
             behaviour,
             sched,
             epoch: tokio::time::Instant::now(),
+            lists: Default::default(),
         }
     }
 
@@ -215,6 +218,7 @@ impl Remote for Handle {
         Box::pin(async move {
             let b = &*self.bucket;
             b.enter(self.machine, "ListObjectsV2", prefix).await?;
+            b.lists.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let after = token.or(start_after).unwrap_or("");
             let all = b.objects.lock().unwrap();
             let from = match after > prefix {

@@ -131,6 +131,36 @@ async fn upload_deleted_before_commit_is_unrecorded_not_a_tombstone() {
     assert_eq!(remote["f"], before, "the remote index never says our upload was synced");
 }
 
+/// Uploads scattered over a large tree are settled from a listing page each, not from a
+/// listing of all that lies between the first and the last (issue 13: 100 files changed among
+/// a million listed the whole prefix a second time, ~1,000 pages).
+#[tokio::test]
+async fn scattered_uploads_are_settled_from_a_page_each() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = store();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 5000;
+    for i in 0..n {
+        s.put_bytes(&format!("p/k{i:05}"), Bytes::from_static(b"old"), &PutOptions::default()).await.unwrap();
+    }
+    let mut idx = Indexes::load(&s, dir.path(), "p/").await.unwrap();
+    let changed = [10, 2500, 4990];
+    for i in changed {
+        let etag = s.put_bytes(&format!("p/k{i:05}"), Bytes::from_static(b"new"), &PutOptions::default()).await;
+        idx.set_uploaded(&format!("k{i:05}"), 9.0, 9.0, etag.unwrap());
+    }
+    let before = s.bucket.lists.load(Relaxed);
+    idx.commit(&s, "p/").await.unwrap();
+    let pages = s.bucket.lists.load(Relaxed) - before;
+    println!("{} uploads among {n} keys settled from {pages} listing page(s)", changed.len());
+    assert!(pages <= changed.len(), "{pages} pages for {} keys", changed.len());
+    let lm = s.bucket.now() as f64;
+    for i in changed {
+        let entry = idx.remote().get(&format!("k{i:05}")).expect("recorded");
+        assert_eq!(entry.local_timestamp, Some(lm), "k{i:05} has the LastModified S3 gave it");
+    }
+}
+
 /// A key no file holds, put in a kept table's `side`: still there after a load proves the
 /// side was not read again.
 fn plant(kept: &mut Kept, side: Side) {
