@@ -192,6 +192,6 @@ wait_http "$rgw_port" / 300
 
 export_store "http://127.0.0.1:$rgw_port" "$REGION" "$ACCESS_KEY" "$SECRET_KEY" "$BUCKET"
 create_bucket
-# For benches/: the store's CPU is all three daemons'.
-export S4_BENCH_STORE_PID="$server_pid,$osd_pid,$mon_pid"
+# For benches/: the store's CPU is all three daemons' (each pid here is its `timeout`'s).
+export S4_BENCH_STORE_PID=$(for p in "$server_pid" "$osd_pid" "$mon_pid"; do pgrep -P "$p" | head -n 1; done | paste -sd,)
 run_cmd "$@"
