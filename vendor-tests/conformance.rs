@@ -269,8 +269,17 @@ fn conditional_put() {
         let stale = PutOptions { if_match: Some("0123456789abcdef0123456789abcdef".into()), ..Default::default() };
         assert!(c.put(&key, Payload::Bytes("v2".into()), &stale).await.unwrap_err().is_precondition_failed());
         let fresh = PutOptions { if_match: Some(etag), ..Default::default() };
-        c.put(&key, Payload::Bytes("v3".into()), &fresh).await.unwrap();
+        let v3 = c.put(&key, Payload::Bytes("v3".into()), &fresh).await.unwrap().unwrap();
         assert_eq!(c.get_bytes(&key).await.unwrap().unwrap().0, "v3".as_bytes());
+        // The remote index goes as a body streamed from a file (`Remote::put_whole_file`):
+        // its conditions hold the same way.
+        let dir = tempfile::tempdir().unwrap();
+        let src = write_file(dir.path(), "index", b"v4, streamed");
+        let file = || Payload::File { path: src.clone(), offset: 0, len: 12 };
+        assert!(c.put(&key, file(), &stale).await.unwrap_err().is_precondition_failed());
+        assert!(c.put(&key, file(), &create).await.unwrap_err().is_precondition_failed());
+        c.put(&key, file(), &PutOptions { if_match: Some(v3), ..Default::default() }).await.unwrap();
+        assert_eq!(c.get_bytes(&key).await.unwrap().unwrap().0, "v4, streamed".as_bytes());
     });
 }
 
