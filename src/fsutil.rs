@@ -19,13 +19,23 @@ pub fn temp_path(dest: &Path) -> PathBuf {
     dest.parent().unwrap_or(Path::new(".")).join(name)
 }
 
-/// A temp file's place beside `dest`, removed when this is dropped: also when the run that
-/// holds it is cut off mid-way (a killed task drops its future).
+/// A temp file beside `dest`, made by us and removed when this is dropped: also when the run
+/// that holds it is cut off mid-way (a killed task drops its future).
 pub struct TempFile(PathBuf);
 
 impl TempFile {
-    pub fn beside(dest: &Path) -> TempFile {
-        TempFile(temp_path(dest))
+    /// A new one, open for writing. A name already taken (a file left by an earlier process
+    /// with our PID: s4 as PID 1 in a container) is skipped, never reused or removed.
+    pub fn create(dest: &Path) -> io::Result<(TempFile, File)> {
+        let mut tries = 0;
+        loop {
+            let path = temp_path(dest);
+            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+                Ok(f) => return Ok((TempFile(path), f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
     pub fn path(&self) -> &Path {
         &self.0

@@ -23,6 +23,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use flow::{Limits, Meter, Tap};
 pub use http::Payload;
 pub use multipart::Transfer;
-pub use ops::{content_md5, Lister, ObjectMeta, PutOptions};
+pub use ops::{base64, content_md5, Lister, ObjectMeta, PutOptions};
 pub use versions::{Version, Versioning};
 pub use xml::{ListPage, Object};

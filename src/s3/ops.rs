@@ -34,6 +34,9 @@ pub struct PutOptions {
     pub if_match: Option<String>,
     /// Write only if no object exists (`If-None-Match: *`).
     pub if_none_match: bool,
+    /// Base64 MD5 of the body: the store refuses a body that arrived otherwise (for bodies
+    /// sent without a signed hash, which a file's are: client.rs).
+    pub content_md5: Option<String>,
 }
 
 impl PutOptions {
@@ -43,6 +46,9 @@ impl PutOptions {
         }
         for (k, v) in &self.metadata {
             req = req.header(format!("x-amz-meta-{}", k.to_ascii_lowercase()), v.clone());
+        }
+        if let Some(md5) = &self.content_md5 {
+            req = req.header("content-md5", md5.clone());
         }
         if conditional {
             req = self.conditions(req);

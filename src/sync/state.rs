@@ -313,14 +313,28 @@ impl Indexes {
         let pending: Vec<Box<str>> =
             self.overlay.iter().filter(|(_, c)| c.before.is_some()).map(|(k, _)| k.clone()).collect();
         let mut next = 0;
+        // The last key a page showed: a page that ended before the next pending key is
+        // followed from there, not listed again from the same start (review).
+        let mut seen = String::new();
         while let Some(first) = pending.get(next) {
             // A strict prefix of the key sorts before it: list from there.
             let mut start = format!("{prefix}{first}");
             start.pop();
-            let page = client.list(prefix, Some(&start), None).await.map_err(|e| e.to_string())?;
+            let start = start.max(seen.clone());
+            let mut page = client.list(prefix, Some(&start), None).await.map_err(|e| e.to_string())?;
+            // A truncated page with nothing on it: follow its token (the same start would
+            // bring the same empty page).
+            while page.objects.is_empty() {
+                let Some(token) = page.next.take() else { break };
+                page = client.list(prefix, None, Some(&token)).await.map_err(|e| e.to_string())?;
+            }
             // How far the page speaks for the store: to its last key, or (the listing's last
-            // page) to the end.
-            let reach = page.next.as_ref().and_then(|_| page.objects.last()).map(|(k, _)| k.clone());
+            // page) to the end. A store that ignored the start speaks for nothing new: the
+            // keys left are asked one by one below.
+            let reach = match (&page.next, page.objects.last()) {
+                (Some(_), Some((last, _))) if *last > start => Some(last.clone()),
+                _ => None,
+            };
             for (full, obj) in page.objects {
                 let Some(rel) = full.strip_prefix(prefix) else { continue };
                 if self.overlay.get(rel).is_some_and(|c| c.before.is_some()) {
@@ -329,9 +343,10 @@ impl Indexes {
             }
             // Past the pending keys the page spoke for; those it did not show stay pending.
             next += match reach.as_deref().and_then(|k| k.strip_prefix(prefix)) {
-                Some(last) => pending[next..].partition_point(|k| &**k <= last).max(1),
+                Some(last) => pending[next..].partition_point(|k| &**k <= last),
                 None => pending.len() - next,
             };
+            seen = reach.unwrap_or_default();
         }
         // Not in the listing (a store that lists late, or an odd key): ask each one directly.
         let left: Vec<Box<str>> =
@@ -416,13 +431,14 @@ impl Indexes {
         // The body goes through a temp file beside the local index and is streamed from
         // there: at a million keys it is ~28 MB that would otherwise sit in memory while it
         // is sent, on top of the table (the peak of a first sync, issue 13).
-        let body = fsutil::TempFile::beside(&self.local_path);
         let table = &self.table;
-        std::fs::File::create_new(body.path()).and_then(|f| table.write(Side::Remote, f)).map_err(|e| {
-            let what = format!("writing the remote index's body to {}", body.path().display());
-            crate::s3::Error::new("PutObject", client.uri(&self.remote_key), ErrorKind::Io(format!("{what}: {e}")))
-        })?;
-        client.put_whole_file(&self.remote_key, body.path(), &opts).await
+        let written = fsutil::TempFile::create(&self.local_path)
+            .and_then(|(body, f)| table.write(Side::Remote, f).map(|_| body))
+            .map_err(|e| {
+                let what = format!("writing the remote index's body beside {}", self.local_path.display());
+                crate::s3::Error::new("PutObject", client.uri(&self.remote_key), ErrorKind::Io(format!("{what}: {e}")))
+            });
+        client.put_whole_file(&self.remote_key, written?.path(), &opts).await
     }
     async fn commit_remote(&mut self, client: &dyn Remote) -> Result<(), String> {
         if !self.conditional {

@@ -161,6 +161,33 @@ async fn scattered_uploads_are_settled_from_a_page_each() {
     }
 }
 
+/// A page that ends before the next pending key is followed from its last key, not listed
+/// again from the same start (review: keys `backup2` … `backup9` beside a large folder
+/// `backup/` listed that folder's first page once for each, then were asked one by one).
+#[tokio::test]
+async fn uploads_beside_a_large_folder_of_their_stem_are_settled_from_one_pass() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = store();
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3000 {
+        s.put_bytes(&format!("p/backup/{i:04}"), Bytes::from_static(b"old"), &PutOptions::default()).await.unwrap();
+    }
+    let mut idx = Indexes::load(&s, dir.path(), "p/").await.unwrap();
+    let keys: Vec<String> = (2..10).map(|i| format!("backup{i}")).collect();
+    for key in &keys {
+        let etag = s.put_bytes(&format!("p/{key}"), Bytes::from_static(b"new"), &PutOptions::default()).await;
+        idx.set_uploaded(key, 9.0, 9.0, etag.unwrap());
+    }
+    let before = s.bucket.lists.load(Relaxed);
+    idx.commit(&s, "p/").await.unwrap();
+    let pages = s.bucket.lists.load(Relaxed) - before;
+    println!("{} uploads beside 3,000 keys of their stem settled from {pages} listing page(s)", keys.len());
+    assert!(pages <= 4, "{pages} pages: the folder was listed more than once");
+    for key in &keys {
+        assert!(idx.remote().get(key).and_then(|e| e.local_timestamp).is_some(), "{key} settled");
+    }
+}
+
 /// A key no file holds, put in a kept table's `side`: still there after a load proves the
 /// side was not read again.
 fn plant(kept: &mut Kept, side: Side) {
