@@ -14,9 +14,22 @@ pub const TMP_PREFIX: &str = ".s4tmp-";
 /// A fresh temp path beside `dest` (same directory, so the rename is atomic).
 pub fn temp_path(dest: &Path) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
+    let n = first_temp() + N.fetch_add(1, Ordering::Relaxed);
     let name = format!("{TMP_PREFIX}{}-{n}", std::process::id());
     dest.parent().unwrap_or(Path::new(".")).join(name)
+}
+
+/// This process's temp files count from the wall clock's nanoseconds at its first one, not
+/// from 0: a container's s4 is PID 1 in every run, and a run killed mid-download left
+/// `.s4tmp-1-N` that the next run's own Nth temp file met ("File exists": the same download,
+/// or the local index, failed on every run). Numbers below this one are an earlier
+/// process's (making a temp file takes far more than a nanosecond), so they can be cleaned.
+fn first_temp() -> u64 {
+    static FIRST: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *FIRST.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        now.map_or(1 << 62, |d| d.as_nanos() as u64)
+    })
 }
 
 /// A temp file beside `dest`, made by us and removed when this is dropped: also when the run
@@ -56,7 +69,9 @@ pub fn is_abandoned_temp(name: &str) -> bool {
         return false;
     };
     match (pid.parse::<u32>(), n.parse::<u64>()) {
-        (Ok(pid), Ok(_)) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+        // Our PID, numbered before we began: an earlier process's (first_temp).
+        (Ok(pid), Ok(n)) if pid == std::process::id() => n < first_temp(),
+        (Ok(pid), Ok(_)) => !Path::new(&format!("/proc/{pid}")).exists(),
         _ => false,
     }
 }
@@ -236,6 +251,24 @@ mod tests {
         std::fs::write(&tmp, "newer").unwrap();
         assert_eq!(place_new(&tmp, &dest).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new");
+    }
+
+    /// A container's s4 is PID 1 in every run: a temp file a killed run left must neither meet
+    /// the next run's own names ("File exists" on every run) nor stay forever.
+    #[test]
+    fn temp_files_of_an_earlier_process_with_our_pid_never_collide_and_are_abandoned() {
+        let d = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        for n in 0..64 {
+            write_new(&d.path().join(format!("{TMP_PREFIX}{pid}-{n}")), b"left over").unwrap();
+        }
+        let (made, _) = TempFile::create(&d.path().join("index")).unwrap();
+        let name = made.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!is_abandoned_temp(&name), "ours, live: {name}");
+        assert!(is_abandoned_temp(&format!("{TMP_PREFIX}{pid}-63")), "an earlier process's");
+        assert!(!is_abandoned_temp(&format!("{TMP_PREFIX}{pid}-x")), "merely named like one");
+        drop(made);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 64, "ours removed, theirs untouched by the drop");
     }
 
     #[test]

@@ -295,10 +295,20 @@ mod tests {
             }
         }
         std::fs::rename(d.path().join("outside"), root.join("sub/in")).unwrap();
-        match wait() {
-            Change::Keys(k) => assert_eq!(k, vec!["sub/in/deep/f".to_string()]),
-            other => panic!("{other:?}"),
-        }
+        // The edit's later events (its write and close after the create) may still come
+        // first, alone or with the move's: on a loaded machine they did.
+        let moved_in = loop {
+            match wait() {
+                Change::Keys(k) => {
+                    let k: Vec<String> = k.into_iter().filter(|k| k != "sub/a.txt").collect();
+                    if !k.is_empty() {
+                        break k;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(moved_in, vec!["sub/in/deep/f".to_string()]);
         std::fs::rename(root.join("sub/in"), root.join("moved")).unwrap();
         assert!(matches!(wait(), Change::Everything(why) if why.contains("sub/in")));
         // Watched under its new name.

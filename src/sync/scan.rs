@@ -347,8 +347,12 @@ mod tests {
     fn unreadable_directories_are_unknown_not_empty_and_temp_files_are_cleaned() {
         let d = tempfile::tempdir().unwrap();
         fs::write(d.path().join(".s4tmp-4000000000-2"), "left over by a dead process").unwrap();
-        let live = format!(".s4tmp-{}-7", std::process::id());
-        fs::write(d.path().join(&live), "a live process's").unwrap();
+        let live = crate::fsutil::temp_path(&d.path().join("f")).file_name().unwrap().to_owned();
+        fs::write(d.path().join(&live), "this live process's").unwrap();
+        // Our PID, but numbered before this process began: an earlier run's (s4 as PID 1 in a
+        // container, killed mid-download).
+        let earlier = format!(".s4tmp-{}-7", std::process::id());
+        fs::write(d.path().join(&earlier), "left over by an earlier process with our PID").unwrap();
         fs::create_dir_all(d.path().join("a")).unwrap();
         fs::write(d.path().join("a/f"), "x").unwrap();
         // A file where a directory listing is expected stands in for an unreadable directory
@@ -361,6 +365,7 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert!(!d.path().join(".s4tmp-4000000000-2").exists());
         assert!(d.path().join(&live).exists(), "a live s4's temp file stays");
+        assert!(!d.path().join(&earlier).exists(), "an earlier s4's with our PID goes");
         let err = Scanner::new(&d.path().join("a/f"), Arc::default()).err().unwrap();
         assert!(err.contains("cannot read the local folder"), "{err}");
         assert!(Scanner::new(&d.path().join("missing"), Arc::default()).unwrap().next().is_none());
