@@ -28,8 +28,17 @@ fn first_temp() -> u64 {
     static FIRST: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *FIRST.get_or_init(|| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        now.map_or(1 << 62, |d| d.as_nanos() as u64)
+        // A clock before 1970: a number of this run's own, not one every such run shares.
+        let n = now.map_or_else(|_| random_u64(), |d| d.as_nanos() as u64);
+        // Room above for the count, which must never wrap.
+        n % (1 << 62)
     })
+}
+
+/// 64 bits std draws from the OS for its hash maps' keys.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
 /// A temp file beside `dest`, made by us and removed when this is dropped: also when the run
@@ -40,10 +49,15 @@ impl TempFile {
     /// A new one, open for writing. A name already taken (a file left by an earlier process
     /// with our PID: s4 as PID 1 in a container) is skipped, never reused or removed.
     pub fn create(dest: &Path) -> io::Result<(TempFile, File)> {
+        Self::create_mode(dest, 0o600)
+    }
+
+    /// [`TempFile::create`] with `mode` (less the umask).
+    pub fn create_mode(dest: &Path, mode: u32) -> io::Result<(TempFile, File)> {
         let mut tries = 0;
         loop {
             let path = temp_path(dest);
-            match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            match OpenOptions::new().write(true).create_new(true).mode(mode).open(&path) {
                 Ok(f) => return Ok((TempFile(path), f)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 100 => tries += 1,
                 Err(e) => return Err(e),
@@ -53,11 +67,18 @@ impl TempFile {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// The path, no longer removed on drop (the file is about to be renamed into place).
+    pub fn into_path(mut self) -> PathBuf {
+        std::mem::take(&mut self.0)
+    }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
@@ -78,9 +99,10 @@ pub fn is_abandoned_temp(name: &str) -> bool {
 
 /// Write `dest` through a temp file: `fill` writes the content, then fsync, then rename.
 pub fn write_atomic(dest: &Path, mode: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
-    let tmp = temp_path(dest);
+    // A name already taken (an earlier process's leftover) is skipped, not failed on.
+    let (made, mut f) = TempFile::create_mode(dest, mode)?;
+    let tmp = made.into_path();
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         fill(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, dest)?;
