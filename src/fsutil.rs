@@ -82,6 +82,34 @@ impl Drop for TempFile {
     }
 }
 
+/// A writer that also takes the MD5 of what passes through (a body's Content-MD5 as it is
+/// written, not from a second read).
+pub struct Md5Writer<W> {
+    inner: W,
+    md5: md5::Md5,
+}
+
+impl<W: io::Write> Md5Writer<W> {
+    pub fn new(inner: W) -> Self {
+        Md5Writer { inner, md5: md5::Digest::new() }
+    }
+    /// The digest of everything written.
+    pub fn digest(self) -> [u8; 16] {
+        md5::Digest::finalize(self.md5).into()
+    }
+}
+
+impl<W: io::Write> io::Write for Md5Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        md5::Digest::update(&mut self.md5, &buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Is `name` a temp file of an s4 process that is gone (a download cut off by a crash)?
 /// Another live s4's (a `restore`, a sync of an overlapping folder) is left alone, and so
 /// is anything merely named like one.

@@ -226,17 +226,9 @@ impl Remote for S3 {
     fn put_whole_file<'a>(&'a self, key: &'a str, path: &'a Path, opts: &'a PutOptions) -> Fut<'a, Option<String>> {
         Box::pin(async move {
             let len = std::fs::metadata(path).map_err(|e| file_error(path, e))?.len();
-            // A file's body goes without a signed hash (client.rs): the store checks this one
-            // by its MD5 instead, as a remote index damaged on the way would stop every
-            // machine's sync (review). ~50 ms at a million keys.
-            let p = path.to_path_buf();
-            let md5 = tokio::task::spawn_blocking(move || crate::fsutil::md5_range(&p, 0, len))
-                .await
-                .map_err(|e| file_error(path, std::io::Error::other(e.to_string())))?
-                .map_err(|e| file_error(path, e))?;
-            let opts = PutOptions { content_md5: Some(crate::s3::base64(&md5)), ..opts.clone() };
+            // Unsigned, as file bodies go (client.rs): the caller's Content-MD5 guards it.
             let body = crate::s3::Payload::File { path: path.to_path_buf(), offset: 0, len };
-            self.client.put(key, body, &opts).await
+            self.client.put(key, body, opts).await
         })
     }
 

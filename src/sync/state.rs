@@ -426,19 +426,26 @@ impl Indexes {
         if_match: Option<String>,
         if_none_match: bool,
     ) -> crate::s3::Result<Option<String>> {
-        let opts =
-            PutOptions { content_type: Some("application/gzip".into()), if_match, if_none_match, ..Default::default() };
         // The body goes through a temp file beside the local index and is streamed from
         // there: at a million keys it is ~28 MB that would otherwise sit in memory while it
-        // is sent, on top of the table (the peak of a first sync, issue 13).
+        // is sent, on top of the table (the peak of a first sync, issue 13). Its MD5 is taken
+        // as it is written: the store checks the body by it (file bodies go without a signed
+        // hash, and a damaged index would stop every machine).
         let table = &self.table;
-        let written = fsutil::TempFile::create(&self.local_path)
-            .and_then(|(body, f)| table.write(Side::Remote, f).map(|_| body))
+        let (body, md5) = fsutil::TempFile::create(&self.local_path)
+            .and_then(|(body, f)| Ok((body, table.write(Side::Remote, fsutil::Md5Writer::new(f))?.digest())))
             .map_err(|e| {
                 let what = format!("writing the remote index's body beside {}", self.local_path.display());
                 crate::s3::Error::new("PutObject", client.uri(&self.remote_key), ErrorKind::Io(format!("{what}: {e}")))
-            });
-        client.put_whole_file(&self.remote_key, written?.path(), &opts).await
+            })?;
+        let opts = PutOptions {
+            content_type: Some("application/gzip".into()),
+            content_md5: Some(crate::s3::base64(&md5)),
+            if_match,
+            if_none_match,
+            ..Default::default()
+        };
+        client.put_whole_file(&self.remote_key, body.path(), &opts).await
     }
     async fn commit_remote(&mut self, client: &dyn Remote) -> Result<(), String> {
         if !self.conditional {
