@@ -118,7 +118,7 @@ fn main() {
         big_mib: env_num("S4_BENCH_BIG_MIB", size(1024, 64) as u64),
         alt_concurrency: env_num("S4_BENCH_ALT_CONCURRENCY", 16),
         small_files: env_num("S4_BENCH_SMALL_FILES", size(10_000, 1_000)),
-        alt_jobs: env_num("S4_BENCH_ALT_JOBS", 64),
+        alt_jobs: env_num("S4_BENCH_ALT_JOBS", 0),
         noop_files: env_num("S4_BENCH_NOOP_FILES", size(100_000, 5_000)),
         move_files: env_num("S4_BENCH_MOVE_FILES", size(1000, 100)),
         move_mib: env_num("S4_BENCH_MOVE_MIB", size(1024, 64) as u64),

@@ -7,6 +7,14 @@ use std::path::Path;
 use super::cost::Sample;
 use super::{data, tools, Bench};
 
+/// The rows of the small-file section.
+struct Small {
+    up: usize,
+    noop: usize,
+    down: Option<usize>,
+    down_alt: Option<usize>,
+}
+
 impl Bench {
     /// Upload, no-op and download syncs of many small files; every tool on its own prefix.
     /// The trees stay until the run ends: on ext4, creating files soon after deleting
@@ -34,52 +42,66 @@ impl Bench {
                 "files/s",
             )
         });
+        let rows = Small { up, noop, down, down_alt };
+        // Who goes first turns with each rep: the first writer into a fresh store pays for its
+        // growth (Garage made its block folders and grew its database during s4's first sync,
+        // always first: 0.9 of rclone's time there, 0.76 with rclone first; issue 13).
+        let tools = self.peers.len() + 1;
         for rep in 0..self.cfg.reps {
-            let prefix = format!("{}small/s4-{rep}/", self.run);
-            let dir = self.tmp.join(format!("s4-up-{rep}"));
-            let dl = self.tmp.join(format!("s4-dl-{rep}"));
-            let down_to = down.map(|d| (d, dl.as_path()));
-            let ok = self.s4_round((&src, &dir), &prefix, &format!("small-{rep}"), (up, Some(noop)), down_to);
-            if let (true, Some(row)) = (ok, down_alt) {
-                let tag = format!("small-{rep}-jobs");
-                let dl = self.tmp.join(format!("s4-dl-jobs-{rep}"));
-                let r = std::fs::create_dir_all(&dl)
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| self.s4.add(&self.probe, &tag, &dl, &prefix, &self.rss))
-                    .and_then(|_| self.s4.sync_with(&self.probe, &tag, &["--jobs", &jobs.to_string()], &self.rss))
-                    .and_then(|(s, sum)| {
-                        (sum.downloaded == n as u64 && sum.errors == 0)
-                            .then_some(s)
-                            .ok_or(format!("download sync summary {sum:?}, expected {n} downloaded"))
-                    })
-                    .and_then(|s| data::same_tree(&src, &dl).map(|_| s));
-                self.record(row, "s4", r);
-            }
-            for i in 0..self.peers.len() {
-                let name = self.peers[i].name;
-                let prefix = format!("{}small/{name}-{rep}/", self.run);
-                let dl = self.tmp.join(format!("{name}-dl-{rep}"));
-                // S4 0.4.4 keeps its index in the folder: a linked copy of its own.
-                let local =
-                    if self.peers[i].keeps_state() { self.tmp.join(format!("{name}-up-{rep}")) } else { src.clone() };
-                if local != src {
-                    if let Err(e) = data::link_tree(&src, &local) {
-                        self.note(up, name, format!("setup: {e}"));
-                        continue;
-                    }
+            for turn in 0..tools {
+                match (turn + rep) % tools {
+                    0 => self.small_s4(&src, rep, &rows),
+                    i => self.small_peer(&src, rep, i - 1, &rows),
                 }
-                let r = self.peers[i].sync(&local, &prefix, false).measure(&self.probe, &self.rss).map(|d| d.sample);
-                if !self.record(up, name, r) {
-                    continue;
-                }
-                let r = self.peers[i].sync(&local, &prefix, false).measure(&self.probe, &self.rss).map(|d| d.sample);
-                self.record_noop(noop, name, r);
-                let Some(down) = down else { continue };
-                let r = self.peers[i].sync(&dl, &prefix, true).measure(&self.probe, &self.rss);
-                let r = r.and_then(|d| data::same_tree(&src, &dl).map(|_| d.sample));
-                self.record(down, name, r);
             }
         }
+    }
+
+    fn small_s4(&mut self, src: &Path, rep: usize, rows: &Small) {
+        let n = self.cfg.small_files;
+        let prefix = format!("{}small/s4-{rep}/", self.run);
+        let dir = self.tmp.join(format!("s4-up-{rep}"));
+        let dl = self.tmp.join(format!("s4-dl-{rep}"));
+        let down_to = rows.down.map(|d| (d, dl.as_path()));
+        let ok = self.s4_round((src, &dir), &prefix, &format!("small-{rep}"), (rows.up, Some(rows.noop)), down_to);
+        let (true, Some(row)) = (ok, rows.down_alt) else { return };
+        let jobs = self.cfg.alt_jobs;
+        let tag = format!("small-{rep}-jobs");
+        let dl = self.tmp.join(format!("s4-dl-jobs-{rep}"));
+        let r = std::fs::create_dir_all(&dl)
+            .map_err(|e| e.to_string())
+            .and_then(|_| self.s4.add(&self.probe, &tag, &dl, &prefix, &self.rss))
+            .and_then(|_| self.s4.sync_with(&self.probe, &tag, &["--jobs", &jobs.to_string()], &self.rss))
+            .and_then(|(s, sum)| {
+                (sum.downloaded == n as u64 && sum.errors == 0)
+                    .then_some(s)
+                    .ok_or(format!("download sync summary {sum:?}, expected {n} downloaded"))
+            })
+            .and_then(|s| data::same_tree(src, &dl).map(|_| s));
+        self.record(row, "s4", r);
+    }
+
+    fn small_peer(&mut self, src: &Path, rep: usize, i: usize, rows: &Small) {
+        let name = self.peers[i].name;
+        let prefix = format!("{}small/{name}-{rep}/", self.run);
+        let dl = self.tmp.join(format!("{name}-dl-{rep}"));
+        // S4 0.4.4 keeps its index in the folder: a linked copy of its own.
+        let local = if self.peers[i].keeps_state() { self.tmp.join(format!("{name}-up-{rep}")) } else { src.into() };
+        if local != src {
+            if let Err(e) = data::link_tree(src, &local) {
+                return self.note(rows.up, name, format!("setup: {e}"));
+            }
+        }
+        let r = self.peers[i].sync(&local, &prefix, false).measure(&self.probe, &self.rss).map(|d| d.sample);
+        if !self.record(rows.up, name, r) {
+            return;
+        }
+        let r = self.peers[i].sync(&local, &prefix, false).measure(&self.probe, &self.rss).map(|d| d.sample);
+        self.record_noop(rows.noop, name, r);
+        let Some(down) = rows.down else { return };
+        let r = self.peers[i].sync(&dl, &prefix, true).measure(&self.probe, &self.rss);
+        let r = r.and_then(|d| data::same_tree(src, &dl).map(|_| d.sample));
+        self.record(down, name, r);
     }
 
     /// s4: a target on a hard-linked copy of `src` synced up (row `up`), again (no-op, row
