@@ -17,7 +17,6 @@ pub mod moves;
 mod options;
 pub mod plan;
 mod prepare;
-mod recheck;
 mod record;
 pub mod remote;
 mod report;
@@ -182,7 +181,6 @@ async fn run_guarded(
         inline: opts.inline,
         caps,
         lease,
-        pages: Default::default(),
     });
     let mut run = Run {
         ctx: ctx.clone(),
