@@ -14,7 +14,7 @@
 #
 # Sizes and knobs (environment): S4_BENCH_REPS (3), S4_BENCH_LIST_KEYS (100000),
 # S4_BENCH_BIG_MIB (1024), S4_BENCH_ALT_CONCURRENCY (16), S4_BENCH_SMALL_FILES (10000),
-# S4_BENCH_SMALL_DOWN (0; 1 adds download syncs), S4_BENCH_ALT_JOBS (0: s4 sync's default, 64, is the one row), S4_BENCH_NOOP_FILES (100000),
+# S4_BENCH_SMALL_DOWN (1: download syncs too; 0 leaves them out), S4_BENCH_ALT_JOBS (0: s4 sync's default, 64, is the one row), S4_BENCH_NOOP_FILES (100000),
 # S4_BENCH_MANY_FILES (1000000), S4_BENCH_ONLY (list,big,small,noop; many), S4_BENCH_PEERS (s5cmd,aws,rclone,s4py),
 # S4_GARAGE_DIR (where Garage keeps its data; e.g. /dev/shm), TMPDIR (where the local
 # trees go; the default disk includes fsync and ext4 costs, /dev/shm leaves them out).

@@ -8,8 +8,8 @@
 //! - paged listing of S4_BENCH_LIST_KEYS (100,000) tiny keys (put 32 in flight first): keys/s;
 //! - a S4_BENCH_BIG_MIB (1024) file: `s4 bench put/get` (multipart upload, parallel ranged
 //!   download, bytes checked) with s4's default parts in flight and S4_BENCH_ALT_CONCURRENCY;
-//! - `s4 sync` of S4_BENCH_SMALL_FILES (10,000) files of 4 KiB: first sync up, no-op (and with
-//!   S4_BENCH_SMALL_DOWN=1 a download into a fresh folder, files checked);
+//! - `s4 sync` of S4_BENCH_SMALL_FILES (10,000) files of 4 KiB: first sync up, no-op, and a
+//!   download into a fresh folder, files checked (S4_BENCH_SMALL_DOWN=0 leaves it out);
 //! - a no-op sync of S4_BENCH_NOOP_FILES (100,000) files, every tool on the prefix s4 uploaded;
 //! - the same with s5cmd, `aws s3`, rclone and S4 0.4.4 (sync only) when installed;
 //! - section `many` (not in the default list; `benches/run.sh --many`): S4_BENCH_MANY_FILES
@@ -122,7 +122,7 @@ fn main() {
         noop_files: env_num("S4_BENCH_NOOP_FILES", size(100_000, 5_000)),
         move_files: env_num("S4_BENCH_MOVE_FILES", size(1000, 100)),
         move_mib: env_num("S4_BENCH_MOVE_MIB", size(1024, 64) as u64),
-        small_down: std::env::var("S4_BENCH_SMALL_DOWN").is_ok_and(|v| v == "1"),
+        small_down: std::env::var("S4_BENCH_SMALL_DOWN").map_or(true, |v| v != "0"),
         many_files: env_num("S4_BENCH_MANY_FILES", size(1_000_000, 20_000)),
         only: std::env::var("S4_BENCH_ONLY")
             .unwrap_or_else(|_| "list,big,small,noop,move".into())
