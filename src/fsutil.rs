@@ -125,6 +125,23 @@ pub fn is_abandoned_temp(name: &str) -> bool {
     }
 }
 
+/// How long a temp file that looks abandoned must have been left untouched before a sync
+/// removes it. Its PID says "gone" also for a live s4 in another PID namespace sharing the
+/// folder (two containers on one volume: a `restore` in one, which takes no folder lock, and a
+/// sync in the other; both may even be PID 1). Every write renews a file's ctime, and so does
+/// the rename that makes a moved-aside file one of ours, so a live one is never this old.
+/// A crashed run's leftover (hidden from the sync meanwhile) goes an hour later.
+pub const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Time since the last change of any kind to the file at `path` (its ctime); zero if unknown.
+pub fn untouched_for(path: &Path) -> std::time::Duration {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::symlink_metadata(path) else { return std::time::Duration::ZERO };
+    let ctime = std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().clamp(0, 999_999_999) as u32);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    now.saturating_sub(ctime)
+}
+
 /// Write `dest` through a temp file: `fill` writes the content, then fsync, then rename.
 pub fn write_atomic(dest: &Path, mode: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
     // A name already taken (an earlier process's leftover) is skipped, not failed on.

@@ -65,7 +65,7 @@ pub struct Scanner {
     root: PathBuf,
     rules: Arc<IgnoreRules>,
     follow_symlinks: bool,
-    clean_temp: bool,
+    clean_temp: Option<std::time::Duration>,
     stack: Vec<Dir>,
     canonical_root: Option<PathBuf>,
     /// Items waiting to be handed out, last first.
@@ -90,7 +90,7 @@ impl Scanner {
             root: root.to_path_buf(),
             rules,
             follow_symlinks: false,
-            clean_temp: false,
+            clean_temp: None,
             stack: Vec::new(),
             canonical_root: fs::canonicalize(root).ok(),
             pending: Vec::new(),
@@ -110,10 +110,10 @@ impl Scanner {
         self
     }
 
-    /// Remove our own leftover temp files (`.s4tmp-*`) from interrupted runs; only while the
-    /// folder's lock is held.
-    pub fn clean_temp(mut self, yes: bool) -> Self {
-        self.clean_temp = yes;
+    /// Remove our own leftover temp files (`.s4tmp-*`) from interrupted runs, once left
+    /// untouched for `grace` (`fsutil::TEMP_GRACE`); only while the folder's lock is held.
+    pub fn clean_temp(mut self, grace: Option<std::time::Duration>) -> Self {
+        self.clean_temp = grace;
         self
     }
 
@@ -149,8 +149,11 @@ impl Scanner {
                 }
             };
             if name.starts_with(crate::fsutil::TMP_PREFIX) {
-                if self.clean_temp && crate::fsutil::is_abandoned_temp(&name) {
-                    let _ = fs::remove_file(path.join(&name));
+                let temp = path.join(&name);
+                if let Some(grace) = self.clean_temp {
+                    if crate::fsutil::is_abandoned_temp(&name) && crate::fsutil::untouched_for(&temp) >= grace {
+                        let _ = fs::remove_file(&temp);
+                    }
                 }
                 continue;
             }
@@ -361,7 +364,8 @@ mod tests {
         let mut out = Vec::new();
         assert!(s.open("a/f/", &mut out).is_none());
         assert!(matches!(&out[..], [Item::Skipped { key, error: true, .. }] if key == "a/f"));
-        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(true).collect();
+        let grace = Some(std::time::Duration::ZERO);
+        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(grace).collect();
         assert_eq!(all.len(), 1);
         assert!(!d.path().join(".s4tmp-4000000000-2").exists());
         assert!(d.path().join(&live).exists(), "a live s4's temp file stays");
@@ -369,5 +373,20 @@ mod tests {
         let err = Scanner::new(&d.path().join("a/f"), Arc::default()).err().unwrap();
         assert!(err.contains("cannot read the local folder"), "{err}");
         assert!(Scanner::new(&d.path().join("missing"), Arc::default()).unwrap().next().is_none());
+    }
+
+    /// Review of the temp names: a live s4 in another PID namespace sharing the folder (two
+    /// containers on one volume, a `restore` in one) has a PID this process cannot see, and its
+    /// temp file looked abandoned; a sync in the other container removed it mid-write. Only a
+    /// temp file untouched for `TEMP_GRACE` is taken for abandoned.
+    #[test]
+    fn a_fresh_temp_file_of_a_pid_we_cannot_see_is_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let unseen = d.path().join(".s4tmp-4000000000-2");
+        fs::write(&unseen, "being written by an s4 in another container").unwrap();
+        let grace = Some(crate::fsutil::TEMP_GRACE);
+        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(grace).collect();
+        assert!(all.is_empty());
+        assert!(unseen.exists(), "{} was removed", unseen.display());
     }
 }
