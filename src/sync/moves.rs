@@ -9,8 +9,8 @@
 //! order), except on a first sync, where nothing can have moved, and beyond [`HOLD_AT_MOST`],
 //! where memory matters more than bytes.
 
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 
 use super::exec::{Ctx, Job};
 use super::index::{Entry, Etag};
@@ -53,11 +53,30 @@ fn seen_etag(job: &Job) -> Option<String> {
     (e.local_timestamp == Some(lm)).then(|| e.etag?.header()).flatten()
 }
 
-/// A file's MD5 as an ETag (`None`: unreadable).
-async fn md5_of(ctx: &Ctx, path: &Path, size: u64) -> Option<Etag> {
-    let p = path.to_path_buf();
-    let digest = ctx.blocking(move || crate::fsutil::md5_range(&p, 0, size).ok()).await?;
-    Some(Etag::parse(&hex::encode(digest)))
+/// The files' MD5s as ETags (`None`: unreadable), in order, read on as many threads as
+/// there are cores: one at a time left the other core idle while a moved gigabyte was
+/// hashed (issue 13: 1,000 files of 1 MiB, on both machines of a move).
+async fn md5_each(ctx: &Ctx, files: &[(PathBuf, u64)]) -> Vec<Option<Etag>> {
+    let read = |(path, size): &(PathBuf, u64)| {
+        let (path, size) = (path.clone(), *size);
+        move || crate::fsutil::md5_range(&path, 0, size).ok().map(|d| Etag::parse(&hex::encode(d)))
+    };
+    if ctx.inline {
+        return files.iter().map(|f| read(f)()).collect();
+    }
+    let lanes = std::thread::available_parallelism().map_or(2, |n| n.get()).min(16);
+    let mut out = Vec::with_capacity(files.len());
+    let mut reading: VecDeque<tokio::task::JoinHandle<Option<Etag>>> = VecDeque::with_capacity(lanes);
+    for f in files {
+        if reading.len() == lanes {
+            out.push(reading.pop_front().expect("one in flight").await.expect("MD5 task panicked"));
+        }
+        reading.push_back(tokio::task::spawn_blocking(read(f)));
+    }
+    for r in reading {
+        out.push(r.await.expect("MD5 task panicked"));
+    }
+    out
 }
 
 /// Multipart candidates of one size checked per new key, at most (each costs a read).
@@ -109,17 +128,25 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
     }
     let plain_sizes: HashSet<u64> = on_s3.plain.keys().map(|(size, _)| *size).collect();
     let mtimes: HashMap<&str, Option<f64>> = held.iter().map(|j| (j.key.as_str(), j.local_mtime)).collect();
-    for job in fresh.iter_mut() {
+    // New files of a size some old key's plain ETag has: all read up front, in parallel.
+    let (reads, files): (Vec<usize>, Vec<(PathBuf, u64)>) = (fresh.iter().enumerate())
+        .filter(|(_, j)| matches!(j.decision, Decision::Upload { .. }))
+        .filter_map(|(i, j)| Some((i, j.local_size.filter(|s| plain_sizes.contains(s))?, &j.key)))
+        .map(|(i, size, key)| (i, (ctx.root.join(key), size)))
+        .unzip();
+    let mut md5s: HashMap<usize, Etag> = HashMap::new();
+    for (i, md5) in reads.into_iter().zip(md5_each(ctx, &files).await) {
+        md5s.extend(md5.map(|m| (i, m)));
+    }
+    for (i, job) in fresh.iter_mut().enumerate() {
         let found: Option<(String, String)> = match job.decision {
             Decision::Upload { .. } => {
                 let Some(size) = job.local_size else { continue };
                 let path = ctx.root.join(&job.key);
                 let mut found = None;
-                if plain_sizes.contains(&size) {
-                    if let Some(md5) = md5_of(ctx, &path, size).await {
-                        let cands = on_s3.plain.get(&(size, md5)).into_iter().flatten();
-                        found = choose(cands, &used).map(|k| (k.clone(), md5.to_string()));
-                    }
+                if let Some(md5) = md5s.get(&i) {
+                    let cands = on_s3.plain.get(&(size, *md5)).into_iter().flatten();
+                    found = choose(cands, &used).map(|k| (k.clone(), md5.to_string()));
                 }
                 for (key, tag) in on_s3.multipart.get(&size).into_iter().flatten().take(MULTIPART_TRIES) {
                     if found.is_none() && ctx.holds(&path, size, tag).await {
@@ -142,9 +169,10 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
                     found
                 } else {
                     if let std::collections::hash_map::Entry::Vacant(slot) = here_read.entry(size) {
+                        let files: Vec<(PathBuf, u64)> = olds.iter().map(|o| (ctx.root.join(&o.key), size)).collect();
                         let mut by_md5: HashMap<Etag, Vec<String>> = HashMap::new();
-                        for old in olds {
-                            if let Some(md5) = md5_of(ctx, &ctx.root.join(&old.key), size).await {
+                        for (old, md5) in olds.iter().zip(md5_each(ctx, &files).await) {
+                            if let Some(md5) = md5 {
                                 by_md5.entry(md5).or_default().push(old.key.clone());
                             }
                         }
