@@ -15,7 +15,7 @@ pub const TMP_PREFIX: &str = ".s4tmp-";
 pub fn temp_path(dest: &Path) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = first_temp() + N.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{TMP_PREFIX}{}-{n}", std::process::id());
+    let name = format!("{TMP_PREFIX}{}-{n}-{}", std::process::id(), pid_space());
     dest.parent().unwrap_or(Path::new(".")).join(name)
 }
 
@@ -110,27 +110,30 @@ impl<W: io::Write> io::Write for Md5Writer<W> {
     }
 }
 
-/// Is `name` a temp file of an s4 process that is gone (a download cut off by a crash)?
-/// Another live s4's (a `restore`, a sync of an overlapping folder) is left alone, and so
-/// is anything merely named like one.
-pub fn is_abandoned_temp(name: &str) -> bool {
-    let Some((pid, n)) = name.strip_prefix(TMP_PREFIX).and_then(|rest| rest.split_once('-')) else {
-        return false;
-    };
-    match (pid.parse::<u32>(), n.parse::<u64>()) {
-        // Our PID, numbered before we began: an earlier process's (first_temp).
-        (Ok(pid), Ok(n)) if pid == std::process::id() => n < first_temp(),
-        (Ok(pid), Ok(_)) => !Path::new(&format!("/proc/{pid}")).exists(),
-        _ => false,
-    }
+/// Where this process's PID means something, as 8 hex digits: this kernel's boot and PID
+/// namespace ("0": unknown). A temp file's name carries it, so a PID is only looked up where
+/// it names a process: a live s4 in another container sharing the folder (a `restore` in one
+/// and a sync in the other, both perhaps PID 1) would look dead here, and its file abandoned.
+pub fn pid_space() -> &'static str {
+    static SPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SPACE.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id");
+        let ns = std::fs::read_link("/proc/self/ns/pid");
+        match (boot, ns) {
+            (Ok(boot), Ok(ns)) => {
+                let digest: [u8; 16] =
+                    <md5::Md5 as md5::Digest>::digest(format!("{} {}", boot.trim(), ns.display())).into();
+                hex::encode(&digest[..4])
+            }
+            _ => "0".into(),
+        }
+    })
 }
 
-/// How long a temp file that looks abandoned must have been left untouched before a sync
-/// removes it. Its PID says "gone" also for a live s4 in another PID namespace sharing the
-/// folder (two containers on one volume: a `restore` in one, which takes no folder lock, and a
-/// sync in the other; both may even be PID 1). Every write renews a file's ctime, and so does
-/// the rename that makes a moved-aside file one of ours, so a live one is never this old.
-/// A crashed run's leftover (hidden from the sync meanwhile) goes an hour later.
+/// How long a temp file of another PID space (or of an s4 before these names) must have been
+/// left untouched before a sync removes it: its PID cannot be looked up from here. Every
+/// write renews a file's ctime, and so does the rename that makes a moved-aside file one of
+/// ours, so a live one is never this old.
 pub const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Time since the last change of any kind to the file at `path` (its ctime); zero if unknown.
@@ -140,6 +143,26 @@ pub fn untouched_for(path: &Path) -> std::time::Duration {
     let ctime = std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().clamp(0, 999_999_999) as u32);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     now.saturating_sub(ctime)
+}
+
+/// Is `name` a temp file of an s4 process that is gone (a download cut off by a crash)?
+/// Another live s4's (a `restore`, a sync of an overlapping folder) is left alone, and so
+/// is anything merely named like one. `untouched`: since the file's last change (ctime).
+pub fn is_abandoned_temp(name: &str, untouched: std::time::Duration) -> bool {
+    let Some(rest) = name.strip_prefix(TMP_PREFIX) else { return false };
+    let mut parts = rest.split('-');
+    let (Some(pid), Some(n), space, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(pid), Ok(n)) = (pid.parse::<u32>(), n.parse::<u64>()) else { return false };
+    if space != Some(pid_space()) || pid_space() == "0" {
+        return untouched >= TEMP_GRACE;
+    }
+    match pid == std::process::id() {
+        // Our PID, numbered before we began: an earlier process's (first_temp).
+        true => n < first_temp(),
+        false => !Path::new(&format!("/proc/{pid}")).exists(),
+    }
 }
 
 /// Write `dest` through a temp file: `fill` writes the content, then fsync, then rename.
@@ -326,14 +349,16 @@ mod tests {
     fn temp_files_of_an_earlier_process_with_our_pid_never_collide_and_are_abandoned() {
         let d = tempfile::tempdir().unwrap();
         let pid = std::process::id();
+        let space = pid_space();
         for n in 0..64 {
-            write_new(&d.path().join(format!("{TMP_PREFIX}{pid}-{n}")), b"left over").unwrap();
+            write_new(&d.path().join(format!("{TMP_PREFIX}{pid}-{n}-{space}")), b"left over").unwrap();
         }
         let (made, _) = TempFile::create(&d.path().join("index")).unwrap();
         let name = made.path().file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!is_abandoned_temp(&name), "ours, live: {name}");
-        assert!(is_abandoned_temp(&format!("{TMP_PREFIX}{pid}-63")), "an earlier process's");
-        assert!(!is_abandoned_temp(&format!("{TMP_PREFIX}{pid}-x")), "merely named like one");
+        let fresh = std::time::Duration::ZERO;
+        assert!(!is_abandoned_temp(&name, fresh), "ours, live: {name}");
+        assert!(is_abandoned_temp(&format!("{TMP_PREFIX}{pid}-63-{space}"), fresh), "an earlier process's");
+        assert!(!is_abandoned_temp(&format!("{TMP_PREFIX}{pid}-x-{space}"), TEMP_GRACE), "merely named like one");
         drop(made);
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 64, "ours removed, theirs untouched by the drop");
     }

@@ -60,9 +60,8 @@ impl<'r> Merge<'r> {
         walk: Walk,
         idx: &Indexes,
     ) -> Result<Merge<'r>, String> {
-        let scanner = Scanner::new(root, rules.clone())?
-            .follow_symlinks(walk.follow_symlinks)
-            .clean_temp(walk.clean_temp.then_some(crate::fsutil::TEMP_GRACE));
+        let scanner =
+            Scanner::new(root, rules.clone())?.follow_symlinks(walk.follow_symlinks).clean_temp(walk.clean_temp);
         let (rx, walker) = if walk.inline {
             let items: Vec<Item> = scanner.filter_map(noticed).collect();
             let (all, rx) = tokio::sync::mpsc::channel::<Item>(items.len().max(1));

@@ -65,7 +65,7 @@ pub struct Scanner {
     root: PathBuf,
     rules: Arc<IgnoreRules>,
     follow_symlinks: bool,
-    clean_temp: Option<std::time::Duration>,
+    clean_temp: bool,
     stack: Vec<Dir>,
     canonical_root: Option<PathBuf>,
     /// Items waiting to be handed out, last first.
@@ -90,7 +90,7 @@ impl Scanner {
             root: root.to_path_buf(),
             rules,
             follow_symlinks: false,
-            clean_temp: None,
+            clean_temp: false,
             stack: Vec::new(),
             canonical_root: fs::canonicalize(root).ok(),
             pending: Vec::new(),
@@ -110,10 +110,10 @@ impl Scanner {
         self
     }
 
-    /// Remove our own leftover temp files (`.s4tmp-*`) from interrupted runs, once left
-    /// untouched for `grace` (`fsutil::TEMP_GRACE`); only while the folder's lock is held.
-    pub fn clean_temp(mut self, grace: Option<std::time::Duration>) -> Self {
-        self.clean_temp = grace;
+    /// Remove our own leftover temp files (`.s4tmp-*`) from interrupted runs; only while the
+    /// folder's lock is held.
+    pub fn clean_temp(mut self, yes: bool) -> Self {
+        self.clean_temp = yes;
         self
     }
 
@@ -150,10 +150,8 @@ impl Scanner {
             };
             if name.starts_with(crate::fsutil::TMP_PREFIX) {
                 let temp = path.join(&name);
-                if let Some(grace) = self.clean_temp {
-                    if crate::fsutil::is_abandoned_temp(&name) && crate::fsutil::untouched_for(&temp) >= grace {
-                        let _ = fs::remove_file(&temp);
-                    }
+                if self.clean_temp && crate::fsutil::is_abandoned_temp(&name, crate::fsutil::untouched_for(&temp)) {
+                    let _ = fs::remove_file(&temp);
                 }
                 continue;
             }
@@ -349,12 +347,13 @@ mod tests {
     #[test]
     fn unreadable_directories_are_unknown_not_empty_and_temp_files_are_cleaned() {
         let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join(".s4tmp-4000000000-2"), "left over by a dead process").unwrap();
+        let dead = format!(".s4tmp-4000000000-2-{}", crate::fsutil::pid_space());
+        fs::write(d.path().join(&dead), "left over by a dead process").unwrap();
         let live = crate::fsutil::temp_path(&d.path().join("f")).file_name().unwrap().to_owned();
         fs::write(d.path().join(&live), "this live process's").unwrap();
         // Our PID, but numbered before this process began: an earlier run's (s4 as PID 1 in a
         // container, killed mid-download).
-        let earlier = format!(".s4tmp-{}-7", std::process::id());
+        let earlier = format!(".s4tmp-{}-7-{}", std::process::id(), crate::fsutil::pid_space());
         fs::write(d.path().join(&earlier), "left over by an earlier process with our PID").unwrap();
         fs::create_dir_all(d.path().join("a")).unwrap();
         fs::write(d.path().join("a/f"), "x").unwrap();
@@ -364,10 +363,9 @@ mod tests {
         let mut out = Vec::new();
         assert!(s.open("a/f/", &mut out).is_none());
         assert!(matches!(&out[..], [Item::Skipped { key, error: true, .. }] if key == "a/f"));
-        let grace = Some(std::time::Duration::ZERO);
-        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(grace).collect();
+        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(true).collect();
         assert_eq!(all.len(), 1);
-        assert!(!d.path().join(".s4tmp-4000000000-2").exists());
+        assert!(!d.path().join(&dead).exists());
         assert!(d.path().join(&live).exists(), "a live s4's temp file stays");
         assert!(!d.path().join(&earlier).exists(), "an earlier s4's with our PID goes");
         let err = Scanner::new(&d.path().join("a/f"), Arc::default()).err().unwrap();
@@ -377,16 +375,20 @@ mod tests {
 
     /// Review of the temp names: a live s4 in another PID namespace sharing the folder (two
     /// containers on one volume, a `restore` in one) has a PID this process cannot see, and its
-    /// temp file looked abandoned; a sync in the other container removed it mid-write. Only a
-    /// temp file untouched for `TEMP_GRACE` is taken for abandoned.
+    /// temp file looked abandoned: a sync in the other container removed it mid-write. A temp
+    /// file named from another PID space (or from an older s4) goes only once an hour old.
     #[test]
     fn a_fresh_temp_file_of_a_pid_we_cannot_see_is_left_alone() {
         let d = tempfile::tempdir().unwrap();
-        let unseen = d.path().join(".s4tmp-4000000000-2");
-        fs::write(&unseen, "being written by an s4 in another container").unwrap();
-        let grace = Some(crate::fsutil::TEMP_GRACE);
-        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(grace).collect();
+        let names = [".s4tmp-4000000000-2-0badf00d".to_string(), ".s4tmp-4000000000-3".to_string()];
+        for name in &names {
+            fs::write(d.path().join(name), "being written by an s4 in another container").unwrap();
+        }
+        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(true).collect();
         assert!(all.is_empty());
-        assert!(unseen.exists(), "{} was removed", unseen.display());
+        for name in &names {
+            assert!(d.path().join(name).exists(), "{name} was removed");
+            assert!(crate::fsutil::is_abandoned_temp(name, crate::fsutil::TEMP_GRACE), "{name}, an hour on");
+        }
     }
 }
