@@ -128,6 +128,28 @@ impl Ctx {
         tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
     }
 
+    /// [`Ctx::blocking`] for many, results in order, as many at once as there are cores (16
+    /// at most: past that a disk only seeks more).
+    pub async fn blocking_each<T: Send + 'static, F: FnOnce() -> T + Send + 'static>(&self, work: Vec<F>) -> Vec<T> {
+        if self.inline {
+            return work.into_iter().map(|f| f()).collect();
+        }
+        let lanes = std::thread::available_parallelism().map_or(2, |n| n.get()).min(16);
+        let mut out = Vec::with_capacity(work.len());
+        let mut running = std::collections::VecDeque::with_capacity(lanes);
+        for f in work {
+            if running.len() == lanes {
+                let first: tokio::task::JoinHandle<T> = running.pop_front().expect("one running");
+                out.push(first.await.expect("blocking task panicked"));
+            }
+            running.push_back(tokio::task::spawn_blocking(f));
+        }
+        for r in running {
+            out.push(r.await.expect("blocking task panicked"));
+        }
+        out
+    }
+
     pub async fn run(self: Arc<Self>, job: Job) -> Outcome {
         let result = match job.decision {
             Decision::Upload { .. } => self.upload(&job).await,
@@ -261,8 +283,8 @@ impl Ctx {
     /// A HEAD, not the listing again: a listing page fresh within 2 s would answer for a
     /// thousand keys (tried in issue 13: a first sync of 10,000 files on Garage went from
     /// 20,029 requests to 10,035 and ~15% faster), but it is the same view the plan came
-    /// from. A listing that lags (a Garage cluster lists old versions and deleted keys
-    /// through a lagging node) or is misread (issue 9) would pass its own check, and the
+    /// from. A listing that lags (a 3-node Garage lists deleted keys, and likely old
+    /// versions, through a lagging node) or is misread (issue 9) would pass its own check, and the
     /// unconditional write that follows would replace what the HEAD shows is there.
     async fn recheck(&self, job: &Job, expected: Option<&str>) -> Result<(), String> {
         let Some(lease) = &self.lease else { return Ok(()) };

@@ -9,7 +9,7 @@
 //! order), except on a first sync, where nothing can have moved, and beyond [`HOLD_AT_MOST`],
 //! where memory matters more than bytes.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::exec::{Ctx, Job};
@@ -53,31 +53,15 @@ fn seen_etag(job: &Job) -> Option<String> {
     (e.local_timestamp == Some(lm)).then(|| e.etag?.header()).flatten()
 }
 
-/// The files' MD5s as ETags (`None`: unreadable), in order, read on as many threads as
-/// there are cores (16 at most: past that a disk only seeks more): one at a time left the
-/// other core idle while a moved gigabyte was hashed (issue 13: 1,000 files of 1 MiB, on
-/// both machines of a move). Inline in the simulation, as `Ctx::blocking`.
+/// The files' MD5s as ETags (`None`: unreadable), in order, read on every core: one at a
+/// time left the other core idle while a moved gigabyte was hashed (issue 13: 1,000 files of
+/// 1 MiB, on both machines of a move).
 async fn md5_each(ctx: &Ctx, files: &[(PathBuf, u64)]) -> Vec<Option<Etag>> {
     let read = |(path, size): &(PathBuf, u64)| {
         let (path, size) = (path.clone(), *size);
         move || crate::fsutil::md5_range(&path, 0, size).ok().map(|d| Etag::parse(&hex::encode(d)))
     };
-    if ctx.inline {
-        return files.iter().map(|f| read(f)()).collect();
-    }
-    let lanes = std::thread::available_parallelism().map_or(2, |n| n.get()).min(16);
-    let mut out = Vec::with_capacity(files.len());
-    let mut reading: VecDeque<tokio::task::JoinHandle<Option<Etag>>> = VecDeque::with_capacity(lanes);
-    for f in files {
-        if reading.len() == lanes {
-            out.push(reading.pop_front().expect("one in flight").await.expect("MD5 task panicked"));
-        }
-        reading.push_back(tokio::task::spawn_blocking(read(f)));
-    }
-    for r in reading {
-        out.push(r.await.expect("MD5 task panicked"));
-    }
-    out
+    ctx.blocking_each(files.iter().map(read).collect()).await
 }
 
 /// Multipart candidates of one size checked per new key, at most (each costs a read).
@@ -135,10 +119,8 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
         .filter_map(|(i, j)| Some((i, j.local_size.filter(|s| plain_sizes.contains(s))?, &j.key)))
         .map(|(i, size, key)| (i, (ctx.root.join(key), size)))
         .unzip();
-    let mut md5s: HashMap<usize, Etag> = HashMap::new();
-    for (i, md5) in reads.into_iter().zip(md5_each(ctx, &files).await) {
-        md5s.extend(md5.map(|m| (i, m)));
-    }
+    let md5s: HashMap<usize, Etag> =
+        reads.into_iter().zip(md5_each(ctx, &files).await).filter_map(|(i, md5)| Some((i, md5?))).collect();
     for (i, job) in fresh.iter_mut().enumerate() {
         let found: Option<(String, String)> = match job.decision {
             Decision::Upload { .. } => {
