@@ -90,6 +90,9 @@ impl Remote for Tracked {
     fn token(&self) -> String {
         self.inner.token()
     }
+    fn page_keys(&self) -> usize {
+        self.inner.page_keys()
+    }
     fn list<'a>(&'a self, prefix: &'a str, start_after: Option<&'a str>, token: Option<&'a str>) -> Fut<'a, Page> {
         self.inner.list(prefix, start_after, token)
     }

@@ -214,6 +214,10 @@ impl Remote for Handle {
         format!("m{}-{n}", self.machine)
     }
 
+    fn page_keys(&self) -> usize {
+        self.bucket.behaviour.page
+    }
+
     fn list<'a>(&'a self, prefix: &'a str, start_after: Option<&'a str>, token: Option<&'a str>) -> Fut<'a, Page> {
         Box::pin(async move {
             let b = &*self.bucket;

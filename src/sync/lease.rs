@@ -22,7 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::remote::{Lister, Remote};
+use super::listing::Lister;
+use super::remote::Remote;
 use crate::s3::PutOptions;
 
 /// Reserved names: intents and probes live beside the index, never synced (ignore.rs).
@@ -107,7 +108,7 @@ impl Lease {
             let wrote = (Instant::now(), SystemTime::now());
             let etag = write_intent(&*remote, &key, token, attempt).await?;
             let mut live = Vec::new();
-            let mut lister = Lister::new(&*remote, &dir, None);
+            let mut lister = Lister::new(remote.clone(), &dir, Vec::new());
             while let Some((k, m)) = lister.next().await.map_err(|e| e.to_string())? {
                 if k == key {
                     continue;

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::remote::{Lister, Meta, Remote};
+use super::listing::Lister;
+use super::remote::{Meta, Remote};
 use super::scan::{Item, LocalFile, Scanner};
 use super::state::Indexes;
 use crate::ignore::IgnoreRules;
@@ -21,15 +22,15 @@ pub struct Observation {
     pub remote: Option<Meta>,
 }
 
-pub struct Merge<'r> {
-    remote: &'r dyn Remote,
+pub struct Merge {
+    remote: Arc<dyn Remote>,
     prefix: String,
     rules: Arc<IgnoreRules>,
     /// `--exclude` / `--include`: keys left alone this run.
     leave_alone: Option<IgnoreRules>,
     rx: tokio::sync::mpsc::Receiver<Item>,
     walker: tokio::task::JoinHandle<()>,
-    lister: Lister<'r>,
+    lister: Lister,
     local: Option<Item>,
     listed: Option<(String, Meta)>,
     indexed: Option<String>,
@@ -49,17 +50,17 @@ pub struct Walk {
     pub inline: bool,
 }
 
-impl<'r> Merge<'r> {
+impl Merge {
     #[allow(clippy::too_many_arguments)]
     pub async fn start(
-        remote: &'r dyn Remote,
+        remote: Arc<dyn Remote>,
         prefix: &str,
         root: &Path,
         rules: Arc<IgnoreRules>,
         leave_alone: Option<IgnoreRules>,
         walk: Walk,
         idx: &Indexes,
-    ) -> Result<Merge<'r>, String> {
+    ) -> Result<Merge, String> {
         let scanner =
             Scanner::new(root, rules.clone())?.follow_symlinks(walk.follow_symlinks).clean_temp(walk.clean_temp);
         let (rx, walker) = if walk.inline {
@@ -80,14 +81,16 @@ impl<'r> Merge<'r> {
             });
             (rx, walker)
         };
+        // The listing is cut where the remote index says its pages will end (listing.rs).
+        let bounds = idx.bounds(remote.page_keys()).into_iter().map(|k| format!("{prefix}{k}")).collect();
         let mut m = Merge {
+            lister: Lister::new(remote.clone(), prefix, bounds),
             remote,
             prefix: prefix.to_string(),
             rules,
             leave_alone,
             rx,
             walker,
-            lister: Lister::new(remote, prefix, None),
             local: None,
             listed: None,
             indexed: idx.next_key(None),
@@ -277,7 +280,7 @@ mod tests {
         let idx = Indexes::load(&*store, root.path(), "p/").await.unwrap();
         let walk = Walk { follow_symlinks: false, clean_temp: false, inline: true };
         let rules = Arc::new(IgnoreRules::default());
-        let mut m = Merge::start(&*store, "p/", root.path(), rules, None, walk, &idx).await.unwrap();
+        let mut m = Merge::start(store.clone(), "p/", root.path(), rules, None, walk, &idx).await.unwrap();
         let mut seen = Vec::new();
         while let Some(o) = m.next(&idx).await.unwrap() {
             seen.push((o.key, o.remote.map(|r| r.size)));

@@ -12,6 +12,7 @@ pub mod index;
 mod kept;
 pub mod keys;
 pub mod lease;
+mod listing;
 mod merge;
 pub mod moves;
 mod options;
@@ -211,7 +212,7 @@ async fn run_guarded(
     // New keys wait for the old keys they may have moved from; a first sync has none.
     run.fresh = (!idx.local().is_empty()).then(std::collections::VecDeque::new);
     let pass = match &keys {
-        None => run.main_pass(idx, client, prefix, root, rules).await,
+        None => run.main_pass(idx, prefix, root, rules).await,
         Some(keys) => run.keys_pass(idx, keys, rules).await,
     };
     match pass {
@@ -325,7 +326,6 @@ impl Run<'_> {
     async fn main_pass(
         &mut self,
         idx: &mut Indexes,
-        client: &dyn Remote,
         prefix: &str,
         root: &Path,
         rules: Arc<IgnoreRules>,
@@ -336,7 +336,8 @@ impl Run<'_> {
             clean_temp: !self.opts.dry_run,
             inline: self.opts.inline,
         };
-        let mut merge = merge::Merge::start(client, prefix, root, rules, leave_alone, walk, idx).await?;
+        let remote = self.ctx.remote.clone();
+        let mut merge = merge::Merge::start(remote, prefix, root, rules, leave_alone, walk, idx).await?;
         let mut deferred = Vec::new();
         while !interrupted() {
             let Some(seen) = merge.next(idx).await? else { break };

@@ -70,6 +70,10 @@ pub trait Remote: Send + Sync {
     fn with_fence(&self, _fence: Fence) -> Option<std::sync::Arc<dyn Remote>> {
         None
     }
+    /// Keys a full listing page holds: ListObjectsV2's 1,000 (the model's own size).
+    fn page_keys(&self) -> usize {
+        1000
+    }
     /// One ListObjectsV2 page under `prefix`: after `start_after`, or from `token` on.
     fn list<'a>(&'a self, prefix: &'a str, start_after: Option<&'a str>, token: Option<&'a str>) -> Fut<'a, Page>;
     fn head<'a>(&'a self, key: &'a str) -> Fut<'a, Option<Meta>>;
@@ -260,45 +264,5 @@ impl Remote for S3 {
 
     fn abort_upload<'a>(&'a self, key: &'a str, id: &'a str) -> Fut<'a, ()> {
         Box::pin(self.client.abort_multipart(key, id))
-    }
-}
-
-/// Pages of a listing, fetched one at a time: memory holds one page, whatever the bucket size.
-pub struct Lister<'r> {
-    remote: &'r dyn Remote,
-    prefix: String,
-    start_after: Option<String>,
-    token: Option<String>,
-    done: bool,
-    page: std::vec::IntoIter<(String, Meta)>,
-}
-
-impl<'r> Lister<'r> {
-    pub fn new(remote: &'r dyn Remote, prefix: &str, start_after: Option<&str>) -> Self {
-        Lister {
-            remote,
-            prefix: prefix.to_string(),
-            start_after: start_after.map(str::to_string),
-            token: None,
-            done: false,
-            page: Vec::new().into_iter(),
-        }
-    }
-
-    /// The next object in key order, across pages.
-    pub async fn next(&mut self) -> crate::s3::Result<Option<(String, Meta)>> {
-        loop {
-            if let Some(o) = self.page.next() {
-                return Ok(Some(o));
-            }
-            if self.done {
-                return Ok(None);
-            }
-            let start = if self.token.is_none() { self.start_after.as_deref() } else { None };
-            let page = self.remote.list(&self.prefix, start, self.token.as_deref()).await?;
-            self.done = page.next.is_none();
-            self.token = page.next;
-            self.page = page.objects.into_iter();
-        }
     }
 }

@@ -238,6 +238,11 @@ impl Indexes {
         }
     }
 
+    /// Every `step`-th key of the remote index as read (where to cut the listing: listing.rs).
+    pub fn bounds(&self, step: usize) -> Vec<&str> {
+        self.table.every(Side::Remote, step)
+    }
+
     fn change(&mut self, key: &str) -> &mut Change {
         if !self.overlay.contains_key(key) {
             self.overlay.insert(key.into(), UNCHANGED);

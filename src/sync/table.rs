@@ -271,6 +271,17 @@ impl Table {
         self.rows[from..].iter().find(|r| !r.is_empty()).map(|r| self.key_str(r))
     }
 
+    /// Every `step`-th key side `s` holds, in order, the last excepted: where a listing of
+    /// the keys may be cut into ranges of about `step` keys (listing.rs).
+    pub fn every(&self, s: Side, step: usize) -> Vec<&str> {
+        let held = self.rows.iter().filter(|r| !r.get(s).is_absent());
+        let n = self.count[s as usize];
+        held.enumerate()
+            .filter(|(i, _)| (i + 1) % step.max(1) == 0 && i + 1 < n)
+            .map(|(_, r)| self.key_str(r))
+            .collect()
+    }
+
     /// Side `s` as S4's file (gzip of compact JSON), streamed into `out`.
     pub fn write<W: Write>(&self, s: Side, out: W) -> std::io::Result<W> {
         let rows = self.rows.iter().filter_map(|r| Some((self.key_str(r), self.unpack(r.get(s))?)));
