@@ -105,6 +105,33 @@ fn paging_2500_keys_is_exactly_three_pages_then_batch_delete() {
     });
 }
 
+/// The sync reads its listing as key ranges, each from `start-after` a key of the last index
+/// (src/sync/listing.rs): the store must list exactly the keys after it, whether that key
+/// exists or not, is a prefix of others, or needs encoding.
+#[test]
+fn start_after_lists_exactly_the_keys_after_it() {
+    let Some(_check) = check("list_paging") else { return };
+    let c = client();
+    let p = unique_prefix("after");
+    // No key is both a file and a folder: s3s-fs and rclone keep keys as file paths.
+    let names = ["a", "b+c", "b c", "x-1", "x/in.txt", "x0", "zé/1", "zé/2"];
+    rt().block_on(async {
+        for n in names {
+            c.put(&format!("{p}{n}"), Payload::Bytes("x".into()), &PutOptions::default()).await.unwrap();
+        }
+        let mut all: Vec<String> = names.iter().map(|n| format!("{p}{n}")).collect();
+        all.sort();
+        assert_eq!(list_all(&c, &p).await, all, "the whole listing, in byte order");
+        for after in ["a", "b c", "b+c", "m-missing", "x", "x-1", "x/", "x/in.txt", "zé/1", "zz"] {
+            let after = format!("{p}{after}");
+            let page = c.list_page(&p, None, None, Some(&after), None).await.unwrap();
+            let got: Vec<String> = page.objects.into_iter().map(|o| o.key).collect();
+            let want: Vec<String> = all.iter().filter(|k| **k > after).cloned().collect();
+            assert_eq!(got, want, "start-after {after:?}");
+        }
+    });
+}
+
 #[test]
 fn prefix_and_delimiter_listing() {
     let Some(_check) = check("list_paging") else { return };

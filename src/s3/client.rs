@@ -71,6 +71,9 @@ struct Inner {
     jitter: Mutex<Jitter>,
     /// Does the store really URL-encode listings? 0 unknown, 1 yes, 2 no (see `xml::url_evidence`).
     url_encoding: std::sync::atomic::AtomicU8,
+    /// Held while the store is asked how it encodes listings: pages read at once (the sync's
+    /// listing ranges) wait for the first verdict rather than each asking again.
+    url_probe: tokio::sync::Mutex<()>,
     /// Requests sent (every attempt counts): tests check there is no retry storm, benches report it.
     sent: std::sync::atomic::AtomicU64,
     /// Of those, attempts after the first of a request (`s4 bench` reports them).
@@ -178,6 +181,7 @@ impl Client {
                 custom,
                 jitter: Mutex::new(Jitter::new(seed)),
                 url_encoding: std::sync::atomic::AtomicU8::new(0),
+                url_probe: tokio::sync::Mutex::new(()),
                 sent: std::sync::atomic::AtomicU64::new(0),
                 retried: std::sync::atomic::AtomicU64::new(0),
                 cfg,
@@ -206,6 +210,11 @@ impl Client {
             2 => Some(false),
             _ => None,
         }
+    }
+
+    /// Hold while asking the store how it encodes listings (see `url_probe`).
+    pub(crate) async fn url_probe(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.url_probe.lock().await
     }
 
     pub(crate) fn set_url_encoding(&self, encodes: bool) {

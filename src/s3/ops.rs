@@ -205,6 +205,10 @@ impl Client {
             E::Irrelevant => return Ok(known.unwrap_or(false)),
             E::Ambiguous(_) if known.is_some() => return Ok(known.unwrap_or(false)),
             E::Ambiguous(candidates) => {
+                let _probing = self.url_probe().await;
+                if let Some(known) = self.url_encoding() {
+                    return Ok(known); // learnt by another page meanwhile
+                }
                 let mut verdict = None;
                 // A reading the store cannot even HEAD (s3s-fs: 500 for a key ending in '/')
                 // proves nothing: try the next key.

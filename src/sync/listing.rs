@@ -4,22 +4,31 @@
 //! 100,000 keys on Ceph RGW waits 100 times for ~38 ms. Where the previous sync's index says
 //! what keys to expect, the listing is cut at every `page_keys`-th of them into ranges of about
 //! one page each, and the next [`LANES`] ranges are asked for while the current one is read
-//! (`start-after` the range's lower bound). Keys come out exactly as one sequential listing
-//! gives them: each range yields only its own keys (above its lower bound, up to its upper
-//! one), ranges follow one another, so every key is yielded once and in order, whatever the
-//! bounds; the bounds are only guesses of where pages will end. A range whose keys grew since
-//! the index goes on by its tokens. Each key is still one observation made at one moment, as
-//! with pages read one by one (the merge never relied on pages being read in key order).
+//! (`start-after` the range's lower bound). Keys come out in the order and number one
+//! sequential listing gives them: each range yields only its own keys (above its lower bound,
+//! up to its upper one), ranges follow one another, so every key is yielded once and in
+//! order, whatever the bounds; the bounds are only guesses of where pages will end. A range
+//! whose keys grew since the index goes on by its tokens. A page out of byte order is an
+//! error, never reordered (the merge would see a key twice: once as missing).
+//!
+//! What changes is when each key is seen: a range further on may be read before the one
+//! being planned, so keys are no longer seen in key order over time (a rename from a lower key
+//! to a higher one, done meanwhile by another machine, can now be missed at both ends, as one
+//! from a higher to a lower key always could: the next sync downloads it). Nothing the plan
+//! decides rests on that order: every overwrite and delete is pinned to the version seen
+//! (If-Match, or a HEAD under the lease), deletions wait for the end of the pass and its
+//! guards, and the listing starts after the lease is held.
 //!
 //! Without bounds (a first sync) the next page is still asked for as soon as its token comes,
-//! while this one is read. Memory: at most [`LANES`] + 1 pages ahead of the one being read.
+//! while this one is read. Memory and requests in flight: at most [`LANES`] + 1 pages ahead
+//! of the one being read.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::remote::{Meta, Page, Remote};
 
-/// List requests in flight at most (measured on the RGW of vendor-tests/ceph.sh: 80 pages
+/// Ranges asked for ahead of the one being read (measured on the RGW of vendor-tests/ceph.sh: 80 pages
 /// took 2.8 s one after another, 1.1 s four at a time, 0.8 s eight at a time).
 pub const LANES: usize = 8;
 
@@ -43,6 +52,7 @@ pub struct Lister {
     /// goes on past the page in hand.
     current: Option<(Range, Option<Asked>)>,
     page: std::vec::IntoIter<(String, Meta)>,
+    failed: bool,
 }
 
 impl Lister {
@@ -66,6 +76,7 @@ impl Lister {
             ahead: VecDeque::new(),
             current: None,
             page: Vec::new().into_iter(),
+            failed: false,
         };
         l.ask_ahead();
         l
@@ -85,39 +96,60 @@ impl Lister {
         tokio::spawn(async move { remote.list(&prefix, after.as_deref(), token.as_deref()).await })
     }
 
-    /// The next object in key order, across pages and ranges.
+    /// The next object in key order, across pages and ranges. Cancel-safe (a page on its way
+    /// stays asked for); after an error, every further call fails too.
     pub async fn next(&mut self) -> crate::s3::Result<Option<(String, Meta)>> {
         loop {
             if let Some(o) = self.page.next() {
                 return Ok(Some(o));
             }
-            let (range, asked) = match self.current.take() {
-                // The range goes on past the page read: its next page, by its token.
-                Some((range, Some(next))) => (range, next),
-                // The range is done: the next one's first page.
-                _ => {
-                    let Some(first) = self.ahead.pop_front() else { return Ok(None) };
-                    self.ask_ahead();
-                    first
-                }
+            if self.failed {
+                return Err(self.error("an earlier page of this listing failed".into()));
+            }
+            if !matches!(self.current, Some((_, Some(_)))) {
+                // The range is done: the next one, its first page asked for earlier.
+                let Some((range, first)) = self.ahead.pop_front() else { return Ok(None) };
+                self.current = Some((range, Some(first)));
+                self.ask_ahead();
+            }
+            let Some((_, Some(asked))) = self.current.as_mut() else { unreachable!("a page on its way") };
+            let answer = asked.await;
+            let Some((range, _)) = self.current.take() else { unreachable!("the range read") };
+            let page = match answer {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) => return Err(self.fail(e)),
+                Err(e) => return Err(self.fail(self.error(format!("listing task failed: {e}")))),
             };
-            let page = asked.await.map_err(|e| {
-                let why = crate::s3::ErrorKind::Io(format!("listing task failed: {e}"));
-                crate::s3::Error::new("ListObjectsV2", self.remote.uri(&self.prefix), why)
-            })??;
-            self.take(range, page);
+            self.take(range, page)?;
         }
     }
 
+    fn error(&self, why: String) -> crate::s3::Error {
+        crate::s3::Error::new("ListObjectsV2", self.remote.uri(&self.prefix), crate::s3::ErrorKind::Xml(why))
+    }
+
+    fn fail(&mut self, e: crate::s3::Error) -> crate::s3::Error {
+        self.failed = true;
+        self.abandon_ahead();
+        e
+    }
+
     /// Keep the page's keys that are the range's own; note whether the range goes on.
-    fn take(&mut self, mut range: Range, page: Page) {
+    fn take(&mut self, mut range: Range, page: Page) -> crate::s3::Result<()> {
         let mut objects = page.objects;
+        if let Some(w) = objects.windows(2).find(|w| w[0].0 >= w[1].0) {
+            let why = format!(
+                "the store listed {:?} after {:?}, out of byte order; s4 stops rather than misread the listing",
+                w[1].0, w[0].0
+            );
+            return Err(self.fail(self.error(why)));
+        }
         if let Some(after) = range.after.as_deref() {
             if objects.first().is_some_and(|(k, _)| k.as_str() <= after) {
-                // The store ignores start-after (it lists from the first key again): reading
-                // every range from the start would cost a listing per range, so the rest is
-                // read as one range from here, by its tokens, and the keys already yielded
-                // are dropped as they come by again.
+                // The store lists from before where it was asked to (it ignores start-after,
+                // or takes it as inclusive): reading every range so would cost a listing per
+                // range, so the rest is read as one range from here, by its tokens, and the
+                // keys already yielded are dropped as they come by again.
                 crate::debug!("{}: the store ignores start-after; listing the rest in one go", self.prefix);
                 self.abandon_ahead();
                 range.last = None;
@@ -141,6 +173,7 @@ impl Lister {
         let next = page.next.filter(|_| goes_on).map(|token| self.ask(None, Some(token)));
         self.current = Some((range, next));
         self.page = objects.into_iter();
+        Ok(())
     }
 
     fn abandon_ahead(&mut self) {
@@ -220,6 +253,19 @@ mod tests {
         let lists = bucket.lists.load(Relaxed);
         println!("20 keys in 7 ranges of 3: {lists} list requests");
         assert_eq!(lists, 7);
+    }
+
+    /// More ranges than are asked for at once: the later ones are asked for as the first end.
+    #[tokio::test]
+    async fn more_ranges_than_lanes_are_asked_for_as_earlier_ones_end() {
+        let all_keys = keys(0..(3 * LANES + 5));
+        let (bucket, h) = model(1, &all_keys).await;
+        let bounds = all_keys[..all_keys.len() - 1].to_vec();
+        let mut l = Lister::new(h, "p/", bounds);
+        assert_eq!(all(&mut l).await, all_keys);
+        let lists = bucket.lists.load(Relaxed);
+        println!("{} keys in as many ranges, {LANES} at once: {lists} list requests", all_keys.len());
+        assert_eq!(lists, all_keys.len());
     }
 
     /// Bounds from an index older than the prefix: keys added and deleted since, a bound gone.

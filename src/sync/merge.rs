@@ -1,6 +1,6 @@
 //! The merge: three sorted streams (the local walk, the S3 listing, the two indexes) joined by
 //! key into one observation per key, in key order (DESIGN.md: merge → plan → pool). Memory holds
-//! one listing page and a bounded channel of the walk, whatever the tree's size.
+//! a few listing pages (listing.rs) and a bounded channel of the walk, whatever the tree's size.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -271,13 +271,16 @@ impl Table {
         self.rows[from..].iter().find(|r| !r.is_empty()).map(|r| self.key_str(r))
     }
 
-    /// Every `step`-th key side `s` holds, in order, the last excepted: where a listing of
-    /// the keys may be cut into ranges of about `step` keys (listing.rs).
+    /// Every `step`-th live key of side `s` (tombstones name no object), in order, the last
+    /// excepted: where a listing of the keys may be cut into ranges of about `step` keys
+    /// (listing.rs).
     pub fn every(&self, s: Side, step: usize) -> Vec<&str> {
-        let held = self.rows.iter().filter(|r| !r.get(s).is_absent());
-        let n = self.count[s as usize];
-        held.enumerate()
-            .filter(|(i, _)| (i + 1) % step.max(1) == 0 && i + 1 < n)
+        let i = s as usize;
+        let live = || self.rows.iter().filter(move |r| r.lt[i] != ABSENT && r.lt[i] != NULL);
+        let n = live().count();
+        live()
+            .enumerate()
+            .filter(|(j, _)| (j + 1) % step.max(1) == 0 && j + 1 < n)
             .map(|(_, r)| self.key_str(r))
             .collect()
     }
