@@ -221,7 +221,7 @@ impl Client {
                     }
                     break;
                 }
-                verdict.ok_or_else(|| {
+                let encoded = verdict.ok_or_else(|| {
                     Error::new(
                         "ListObjectsV2",
                         self.uri(&candidates[0]),
@@ -231,7 +231,10 @@ impl Client {
                                 .into(),
                         ),
                     )
-                })?
+                })?;
+                // Known before the probe is let go, so the pages waiting on it find it.
+                self.set_url_encoding(encoded);
+                encoded
             }
         };
         self.set_url_encoding(encoded);

@@ -36,6 +36,8 @@ pub const LANES: usize = 8;
 struct Range {
     after: Option<String>,
     last: Option<String>,
+    /// Its next page comes by token: it must start past `after`.
+    by_token: bool,
 }
 
 /// A page asked for, on its way.
@@ -53,6 +55,9 @@ pub struct Lister {
     current: Option<(Range, Option<Asked>)>,
     page: std::vec::IntoIter<(String, Meta)>,
     failed: bool,
+    /// The store ignored start-after: the one range left walks from the first key again,
+    /// its pages by token going back over keys already yielded.
+    restarted: bool,
 }
 
 impl Lister {
@@ -66,9 +71,9 @@ impl Lister {
             if after.as_ref().is_some_and(|a| *a >= b) || !b.starts_with(prefix) {
                 continue; // not ascending or not ours: never cut there
             }
-            todo.push_back(Range { after: after.replace(b.clone()), last: Some(b) });
+            todo.push_back(Range { after: after.replace(b.clone()), last: Some(b), by_token: false });
         }
-        todo.push_back(Range { after, last: None });
+        todo.push_back(Range { after, last: None, by_token: false });
         let mut l = Lister {
             remote,
             prefix: prefix.to_string(),
@@ -77,6 +82,7 @@ impl Lister {
             current: None,
             page: Vec::new().into_iter(),
             failed: false,
+            restarted: false,
         };
         l.ask_ahead();
         l
@@ -145,12 +151,22 @@ impl Lister {
             return Err(self.fail(self.error(why)));
         }
         if let Some(after) = range.after.as_deref() {
+            if range.by_token && !self.restarted && objects.first().is_some_and(|(k, _)| k.as_str() < after) {
+                // A page by token that goes back: out of order across pages (review), not a
+                // store ignoring start-after; dropping its keys would skip them unseen.
+                let why = format!(
+                    "the store listed {:?} after {after:?}, out of byte order; s4 stops rather than misread the listing",
+                    objects[0].0
+                );
+                return Err(self.fail(self.error(why)));
+            }
             if objects.first().is_some_and(|(k, _)| k.as_str() <= after) {
                 // The store lists from before where it was asked to (it ignores start-after,
                 // or takes it as inclusive): reading every range so would cost a listing per
                 // range, so the rest is read as one range from here, by its tokens, and the
                 // keys already yielded are dropped as they come by again.
                 crate::debug!("{}: the store ignores start-after; listing the rest in one go", self.prefix);
+                self.restarted = true;
                 self.abandon_ahead();
                 range.last = None;
             }
@@ -171,6 +187,7 @@ impl Lister {
             range.after = Some(k.clone());
         }
         let next = page.next.filter(|_| goes_on).map(|token| self.ask(None, Some(token)));
+        range.by_token = next.is_some();
         self.current = Some((range, next));
         self.page = objects.into_iter();
         Ok(())
