@@ -248,7 +248,9 @@ pub fn sha256_range(path: &Path, offset: u64, len: u64) -> io::Result<[u8; 32]> 
 /// Finish a downloaded temp file: give it `mtime` and flush it to disk, so the rename that
 /// follows never exposes a file whose bytes are not there yet.
 pub fn seal(tmp: &Path, mtime: std::time::SystemTime) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).open(tmp)?;
+    // Read-only: setting explicit times asks for ownership, not write access (POSIX
+    // futimens), and a moved read-only file is sealed too (`sync::renames`).
+    let file = File::open(tmp)?;
     file.set_modified(mtime)?;
     file.sync_all()
 }

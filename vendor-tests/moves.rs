@@ -1,6 +1,7 @@
 //! Moves and renames (issue 13) with the built binary against a real store: a moved folder is
-//! copied where its bytes already are (on S3 a server-side copy, on the other machine a local
-//! copy), its old paths' deletions trip no guard, and a moved file that also changed is sent.
+//! copied where its bytes already are (on S3 a server-side copy, on the other machine a rename
+//! of the old file), its old paths' deletions trip no guard, and a moved file that also
+//! changed is sent.
 
 mod support;
 
@@ -44,12 +45,17 @@ fn moving_a_folder_sends_almost_none_of_its_bytes_and_trips_no_guard() {
     let n = files.len() as u64;
     assert_eq!((up.count("moved"), up.count("deleted_remote")), (n, n), "{}", up.stderr);
 
+    let inodes: Vec<u64> = files.iter().map(|(name, _)| inode(&b.join("photos").join(name))).collect();
     let down = e.sync("b", &[]);
     assert_eq!(down.code, 0, "{}", down.stderr);
     assert_eq!((down.count("moved"), down.count("deleted_local")), (n, n), "{}", down.stderr);
     for (name, body) in &files {
         assert!(std::fs::read(b.join("archive/photos").join(name)).unwrap() == *body, "{name}");
     }
+    // The other machine renamed its files, as rclone does: the same inodes, no bytes written.
+    let renamed =
+        files.iter().zip(&inodes).filter(|((name, _), ino)| inode(&b.join("archive/photos").join(name)) == **ino);
+    assert_eq!(renamed.count(), files.len(), "{}", down.stderr);
     assert!(!b.join("photos").exists());
     let sent = up.count("bytes_up") + down.count("bytes_down");
     assert!(sent * 100 < total, "{sent} of {total} bytes sent");
@@ -60,6 +66,71 @@ fn moving_a_folder_sends_almost_none_of_its_bytes_and_trips_no_guard() {
         up.summary()["seconds"].as_f64().unwrap_or(0.0),
         down.summary()["seconds"].as_f64().unwrap_or(0.0)
     );
+}
+
+fn inode(path: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+/// The other machine renames a moved file only as the deletion of its old path, after the
+/// guards: where they stop the deletions, the new path gets a copy and the old file stays.
+#[test]
+fn a_move_beside_too_many_deletions_is_copied_and_the_old_file_kept() {
+    let e = Env::new("move-guarded");
+    e.add("a");
+    e.add("b");
+    let (a, b) = (e.folder("a"), e.folder("b"));
+    for n in 0..10 {
+        write(&a.join(format!("f{n}.txt")), &format!("file number {n}"), -100);
+    }
+    assert_eq!(e.sync("a", &[]).code, 0);
+    assert_eq!(e.sync("b", &[]).code, 0);
+    std::fs::create_dir(a.join("kept")).unwrap();
+    std::fs::rename(a.join("f0.txt"), a.join("kept/f0.txt")).unwrap();
+    (1..10).for_each(|n| std::fs::remove_file(a.join(format!("f{n}.txt"))).unwrap());
+    assert_eq!(e.sync("a", &["--max-delete", "100%"]).code, 0);
+
+    let stopped = e.sync("b", &[]);
+    assert_eq!(stopped.code, 2, "{}", stopped.stderr);
+    assert_eq!((stopped.count("moved"), stopped.count("deleted_local")), (1, 0), "{}", stopped.stderr);
+    assert_eq!(read(&b.join("kept/f0.txt")), "file number 0");
+    assert_eq!((0..10).filter(|n| b.join(format!("f{n}.txt")).exists()).count(), 10);
+
+    let r = e.sync("b", &["--max-delete", "100%"]);
+    assert_eq!((r.code, r.count("deleted_local")), (0, 10), "{}", r.stderr);
+    assert_eq!(read(&b.join("kept/f0.txt")), "file number 0");
+    assert!(e.sync("b", &[]).actions().is_empty());
+}
+
+/// Two new paths holding one old file's bytes (copied, then moved) and a file that became a
+/// folder holding it: one new path takes the old file by a rename, the other a copy made
+/// before it; the old path's folder is made where the file was.
+#[test]
+fn a_copied_and_moved_file_and_a_file_turned_folder_arrive_whole() {
+    let e = Env::new("move-twice");
+    e.add("a");
+    e.add("b");
+    let (a, b) = (e.folder("a"), e.folder("b"));
+    write(&a.join("x.txt"), "x's bytes", -100);
+    write(&a.join("doc"), "a file, then a folder", -100);
+    assert_eq!(e.sync("a", &[]).code, 0);
+    assert_eq!(e.sync("b", &[]).code, 0);
+    std::fs::copy(a.join("x.txt"), a.join("y.txt")).unwrap();
+    std::fs::rename(a.join("x.txt"), a.join("z.txt")).unwrap();
+    std::fs::rename(a.join("doc"), a.join("doc.tmp")).unwrap();
+    std::fs::create_dir(a.join("doc")).unwrap();
+    std::fs::rename(a.join("doc.tmp"), a.join("doc/in.txt")).unwrap();
+    assert_eq!(e.sync("a", &[]).code, 0);
+
+    let ino = inode(&b.join("doc"));
+    let r = e.sync("b", &[]);
+    assert_eq!((r.code, r.count("moved"), r.count("deleted_local")), (0, 3, 2), "{}", r.stderr);
+    assert_eq!(read(&b.join("y.txt")), "x's bytes");
+    assert_eq!(read(&b.join("z.txt")), "x's bytes");
+    assert_eq!(read(&b.join("doc/in.txt")), "a file, then a folder");
+    assert_eq!(inode(&b.join("doc/in.txt")), ino, "renamed, not copied");
+    assert!(!b.join("x.txt").exists());
+    assert!(e.sync("b", &[]).actions().is_empty() && e.sync("a", &[]).actions().is_empty());
 }
 
 /// Content decides, not names: a file moved and changed in one go is sent as it is now, and a

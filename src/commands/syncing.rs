@@ -123,7 +123,7 @@ pub fn summary_line(label: &str, r: &Report, took: Duration, dry_run: bool) -> (
         secs(took),
     );
     if r.moved > 0 {
-        line.push_str(&format!(" · {} moved by copying, not sent", count(r.moved)));
+        line.push_str(&format!(" · {} moved, not sent", count(r.moved)));
     }
     if r.errors > 0 {
         line.push_str(&format!(

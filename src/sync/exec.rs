@@ -405,20 +405,7 @@ impl Ctx {
         }
         let path = self.root.join(&job.key);
         check_unchanged(&path, job.local_mtime)?;
-        // A file goes because S3 lost it only when S3 confirms it: the remote index records
-        // the deletion (a tombstone), or a HEAD finds nothing. A listing alone is not enough
-        // (issue 9: RGW's listing was misread as empty and the local files were deleted).
-        if job.ri.is_some_and(|e| !e.is_tombstone()) {
-            let remote_key = self.remote_key(&job.key);
-            if self.remote.head(&remote_key).await.map_err(|e| e.to_string())?.is_some() {
-                return Err(format!(
-                    "{} is on S3 although the listing did not show it; kept {}. The store's listing cannot be \
-                     trusted: please report this with `s4 --log-level DEBUG sync`",
-                    self.remote.uri(&remote_key),
-                    path.display()
-                ));
-            }
-        }
+        self.confirm_gone(job).await?;
         // Moved aside, then checked: a file written between the check above and the delete
         // (during the HEAD, found by the simulation) is put back, never deleted.
         let aside = fsutil::temp_path(&path);
@@ -432,17 +419,28 @@ impl Ctx {
             return Err(e.replace(&aside.display().to_string(), &path.display().to_string()));
         }
         let _ = std::fs::remove_file(&aside);
-        // Folders left empty go too, as they came (with their files): a folder that becomes a
-        // file elsewhere must not stay in its way.
-        let mut dir = path.parent();
-        while let Some(d) = dir.filter(|d| *d != self.root && d.starts_with(&self.root)) {
-            if std::fs::remove_dir(d).is_err() {
-                break;
-            }
-            dir = d.parent();
-        }
+        remove_empty_parents(&self.root, &path);
         self.progress.add(1, 0);
         Ok(Done::DeletedLocal)
+    }
+
+    /// A local file goes because S3 lost it only when S3 confirms it: the remote index records
+    /// the deletion (a tombstone), or a HEAD finds nothing. A listing alone is not enough
+    /// (issue 9: RGW's listing was misread as empty and the local files were deleted).
+    pub async fn confirm_gone(&self, job: &Job) -> Result<(), String> {
+        if job.ri.is_none_or(|e| e.is_tombstone()) {
+            return Ok(());
+        }
+        let remote_key = self.remote_key(&job.key);
+        if self.remote.head(&remote_key).await.map_err(|e| e.to_string())?.is_none() {
+            return Ok(());
+        }
+        Err(format!(
+            "{} is on S3 although the listing did not show it; kept {}. The store's listing cannot be trusted: \
+             please report this with `s4 --log-level DEBUG sync`",
+            self.remote.uri(&remote_key),
+            self.root.join(&job.key).display()
+        ))
     }
 
     /// DeleteObjects for a batch of keys (≤ 1000 a request), each only of the version the
@@ -512,8 +510,20 @@ impl Ctx {
     }
 }
 
+/// Folders left empty by a file that went go too, as they came (with their files): a folder
+/// that becomes a file elsewhere must not stay in its way.
+pub fn remove_empty_parents(root: &Path, path: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| *d != root && d.starts_with(root)) {
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
 /// Is the local file still as the plan saw it (`None`: absent)? If not, we keep it.
-fn check_unchanged(path: &Path, expected: Option<f64>) -> Result<(), String> {
+pub fn check_unchanged(path: &Path, expected: Option<f64>) -> Result<(), String> {
     let now = match std::fs::symlink_metadata(path) {
         Ok(m) => Some(mtime_of(&m)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

@@ -7,8 +7,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
 
 use super::exec::Job;
-use super::guard::Tally;
+use super::guard::{self, Tally};
 use super::plan::Decision;
+use super::state::Indexes;
+use super::{interrupted, Run};
 
 /// Deletions kept in memory; a folder of this many files moved is still one sync, no guard.
 pub const IN_MEMORY: usize = 50_000;
@@ -97,6 +99,41 @@ impl Held {
             }
         };
         Ok(self.mem.into_iter().map(Ok).chain(rest.into_iter().flatten()))
+    }
+}
+
+impl Run<'_> {
+    /// The deletions held through the main pass, carried out unless a guard stops them;
+    /// then `Some(why)`, and none of them runs (`--force` overrides). An interrupted run
+    /// drops them: the next run plans them again.
+    pub(super) async fn release_deletes(&mut self, idx: &mut Indexes) -> Result<Option<String>, String> {
+        let held = self.held.take().unwrap_or_default();
+        if interrupted() {
+            self.release_renames(idx).await?;
+            return Ok(None);
+        }
+        // A deletion held for its rename moves its bytes or deletes nothing (see `renames`).
+        let moves = |j: &&Job| self.moved.contains(&j.key) || self.renames.contains_key(&j.key);
+        for job in held.in_memory().iter().filter(|j| !moves(j)) {
+            tally(&mut self.tally, job);
+        }
+        let spilled = held.spilled();
+        self.tally.delete_local += spilled.delete_local;
+        self.tally.delete_remote += spilled.delete_remote;
+        self.tally.vanished_remote += spilled.vanished_remote;
+        let n = self.names;
+        if let Some(why) = guard::check(&self.tally, self.opts.max_delete, &n.local_uri, &n.remote_uri) {
+            if !self.opts.force {
+                self.release_renames(idx).await?;
+                return Ok(Some(why));
+            }
+            crate::warn!("--force: deleting anyway: {why}");
+        }
+        for job in held.release()? {
+            self.release_one(job?, idx).await?;
+        }
+        self.release_renames(idx).await?;
+        Ok(None)
     }
 }
 

@@ -20,6 +20,7 @@ pub mod plan;
 mod prepare;
 mod record;
 pub mod remote;
+mod renames;
 mod report;
 pub mod scan;
 pub(crate) mod state;
@@ -196,6 +197,7 @@ async fn run_guarded(
         held: None,
         fresh: None,
         moved: Default::default(),
+        renames: Default::default(),
         tally: guard::Tally::default(),
     };
     // `.syncignore` first: the rules this run applies must be the settled ones, or a machine
@@ -287,6 +289,8 @@ struct Run<'a> {
     fresh: Option<std::collections::VecDeque<Job>>,
     /// Old keys whose bytes went to a new key: their deletions are moves, not losses.
     moved: std::collections::HashSet<String>,
+    /// Downloads of moved files waiting for their old file's deletion, to be its rename.
+    renames: renames::Held,
     tally: guard::Tally,
 }
 
@@ -436,34 +440,6 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The deletions held through the main pass, carried out unless a guard stops them;
-    /// then `Some(why)`, and none of them runs (`--force` overrides). An interrupted run
-    /// drops them: the next run plans them again.
-    async fn release_deletes(&mut self, idx: &mut Indexes) -> Result<Option<String>, String> {
-        let held = self.held.take().unwrap_or_default();
-        if interrupted() {
-            return Ok(None);
-        }
-        for job in held.in_memory().iter().filter(|j| !self.moved.contains(&j.key)) {
-            held::tally(&mut self.tally, job);
-        }
-        let spilled = held.spilled();
-        self.tally.delete_local += spilled.delete_local;
-        self.tally.delete_remote += spilled.delete_remote;
-        self.tally.vanished_remote += spilled.vanished_remote;
-        let n = self.names;
-        if let Some(why) = guard::check(&self.tally, self.opts.max_delete, &n.local_uri, &n.remote_uri) {
-            if !self.opts.force {
-                return Ok(Some(why));
-            }
-            crate::warn!("--force: deleting anyway: {why}");
-        }
-        for job in held.release()? {
-            self.dispatch(job?, idx).await?;
-        }
-        Ok(None)
-    }
-
     /// Log the action as S4 does, then run it (or only log it in a dry run).
     async fn dispatch(&mut self, job: Job, idx: &mut Indexes) -> Result<(), String> {
         if let (Some(held), Decision::DeleteLocal { .. } | Decision::DeleteRemote { .. }) =
@@ -475,6 +451,15 @@ impl Run<'_> {
             return Ok(());
         }
         let Some(job) = self.hold_fresh(job) else { return Ok(()) };
+        if self.announce(&job) {
+            self.start(job, idx).await?;
+        }
+        Ok(())
+    }
+
+    /// Log the action as S4 does and count it for the progress display; `false` in a dry run,
+    /// which only logs.
+    fn announce(&mut self, job: &Job) -> bool {
         let check = job.decision == Decision::Conflict;
         // A download tried again after the deletions was announced the first time.
         if !job.after_deletes {
@@ -490,62 +475,47 @@ impl Run<'_> {
         if self.opts.dry_run && !check {
             self.report.would(&job.decision, size);
             if self.opts.json {
-                json_line(&job, "planned", None, 0);
+                json_line(job, "planned", None, 0);
             }
-            return Ok(());
+            return false;
         }
         if !check && !job.after_deletes {
             self.ctx.progress.plan(1, size);
         }
+        true
+    }
+
+    /// Run an announced job in the pool (remote deletions in batches).
+    async fn start(&mut self, job: Job, idx: &mut Indexes) -> Result<(), String> {
         if matches!(job.decision, Decision::DeleteRemote { .. }) {
             self.deletes.push(job);
             if self.deletes.len() >= 1000 {
-                while self.set.len() >= self.opts.jobs.max(1) {
-                    self.collect_one(idx).await?;
-                }
+                self.room(idx).await?;
                 self.flush_deletes();
             }
         } else {
-            while self.set.len() >= self.opts.jobs.max(1) {
-                self.collect_one(idx).await?;
-            }
+            self.room(idx).await?;
             let ctx = self.ctx.clone();
             self.set.spawn(async move { vec![ctx.run(job).await] });
         }
-        // Apply whatever finished meanwhile, without waiting.
+        self.started(idx).await
+    }
+
+    /// Wait for a free place in the pool.
+    async fn room(&mut self, idx: &mut Indexes) -> Result<(), String> {
+        while self.set.len() >= self.opts.jobs.max(1) {
+            self.collect_one(idx).await?;
+        }
+        Ok(())
+    }
+
+    /// After a task started: apply whatever finished meanwhile, without waiting, and commit
+    /// when due.
+    async fn started(&mut self, idx: &mut Indexes) -> Result<(), String> {
         while let Some(done) = self.set.try_join_next() {
             self.apply(done, idx);
         }
         self.maybe_commit(idx).await
-    }
-
-    /// Holds a new key for pairing with the deletions (see [`moves`]); gives back the job to
-    /// start now: this one, or the oldest held once too many are.
-    fn hold_fresh(&mut self, job: Job) -> Option<Job> {
-        let Some(fresh) = self.fresh.as_mut().filter(|_| moves::is_fresh(&job)) else { return Some(job) };
-        fresh.push_back(job);
-        (fresh.len() > moves::HOLD_AT_MOST).then(|| fresh.pop_front()).flatten()
-    }
-
-    /// The new keys held through the main pass, paired with the held deletions of the same
-    /// bytes, then started; before the deletions, which the copies read from.
-    async fn release_fresh(&mut self, idx: &mut Indexes) -> Result<(), String> {
-        let Some(fresh) = self.fresh.take() else { return Ok(()) };
-        if interrupted() {
-            return Ok(());
-        }
-        let mut fresh = Vec::from(fresh);
-        let held = self.held.as_ref().map(held::Held::in_memory).unwrap_or_default();
-        moves::pair(&self.ctx, &mut fresh, held).await;
-        // A dry run carries nothing out: its pairings are its moves. A real run counts a move
-        // once its new key holds the bytes (see `apply`), else the deletion counts as one.
-        if self.opts.dry_run {
-            self.moved.extend(fresh.iter().filter_map(|j| Some(j.moved_from.as_ref()?.key.clone())));
-        }
-        for job in fresh {
-            self.dispatch(job, idx).await?;
-        }
-        Ok(())
     }
 
     fn flush_deletes(&mut self) {

@@ -1,6 +1,7 @@
 //! Moves and renames (issue 13). A file that left one path and appeared at another with the
 //! same bytes, in one sync, is copied from where its bytes already are instead of being sent
-//! again: on S3 a server-side copy, on this machine a local copy. The old path's deletion then
+//! again: on S3 a server-side copy, on this machine the old file renamed, as the old path's
+//! deletion ([`super::renames`]; a local copy where that cannot be). The old path's deletion
 //! goes as planned (conditional, like any deletion) and counts as no deletion for the guards.
 //! Content decides (size, then MD5 / ETag), never the names; anything that does not check out
 //! falls back to the plain transfer, so a move can cost bytes but never a version.
@@ -13,8 +14,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::exec::{Ctx, Job};
+use super::held::Held;
 use super::index::{Entry, Etag};
 use super::plan::Decision;
+use super::state::Indexes;
+use super::{interrupted, Run};
 use crate::s3::PutOptions;
 
 /// New keys held for pairing at most; older ones go as plain transfers.
@@ -258,5 +262,39 @@ impl Ctx {
             let _ = std::fs::remove_file(tmp);
         }
         copied
+    }
+}
+
+impl Run<'_> {
+    /// Holds a new key for pairing with the deletions (see [`moves`]); gives back the job to
+    /// start now: this one, or the oldest held once too many are.
+    pub(super) fn hold_fresh(&mut self, job: Job) -> Option<Job> {
+        let Some(fresh) = self.fresh.as_mut().filter(|_| is_fresh(&job)) else { return Some(job) };
+        fresh.push_back(job);
+        (fresh.len() > HOLD_AT_MOST).then(|| fresh.pop_front()).flatten()
+    }
+
+    /// The new keys held through the main pass, paired with the held deletions of the same
+    /// bytes, then started (before the deletions, which the copies read from), or held for
+    /// the deletion they pair with, to be its rename (see [`renames`]).
+    pub(super) async fn release_fresh(&mut self, idx: &mut Indexes) -> Result<(), String> {
+        let Some(fresh) = self.fresh.take() else { return Ok(()) };
+        if interrupted() {
+            return Ok(());
+        }
+        let mut fresh = Vec::from(fresh);
+        let held = self.held.as_ref().map(Held::in_memory).unwrap_or_default();
+        pair(&self.ctx, &mut fresh, held).await;
+        // A dry run carries nothing out: its pairings are its moves. A real run counts a move
+        // once its new key holds the bytes (see `apply`), else the deletion counts as one.
+        if self.opts.dry_run {
+            self.moved.extend(fresh.iter().filter_map(|j| Some(j.moved_from.as_ref()?.key.clone())));
+        }
+        for job in fresh {
+            if let Some(job) = self.hold_rename(job) {
+                self.dispatch(job, idx).await?;
+            }
+        }
+        Ok(())
     }
 }

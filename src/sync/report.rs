@@ -25,8 +25,8 @@ pub struct Report {
     pub deleted_remote: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
-    /// Of the uploads and downloads, moves carried out by copying bytes already there (a
-    /// server-side copy, or a local one): none of their bytes were sent.
+    /// Of the uploads and downloads, moves carried out with the bytes already there (a
+    /// server-side copy; here a rename of the old file, or a copy of it): none were sent.
     pub moved: u64,
     pub conflicts_skipped: u64,
     pub errors: u64,
