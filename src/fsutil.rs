@@ -248,11 +248,30 @@ pub fn sha256_range(path: &Path, offset: u64, len: u64) -> io::Result<[u8; 32]> 
 /// Finish a downloaded temp file: give it `mtime` and flush it to disk, so the rename that
 /// follows never exposes a file whose bytes are not there yet.
 pub fn seal(tmp: &Path, mtime: std::time::SystemTime) -> io::Result<()> {
-    // Read-only: setting explicit times asks for ownership, not write access (POSIX
-    // futimens), and a moved read-only file is sealed too (`sync::renames`).
-    let file = File::open(tmp)?;
+    let file = OpenOptions::new().write(true).open(tmp)?;
     file.set_modified(mtime)?;
     file.sync_all()
+}
+
+/// Put a file moved aside (`tmp`) back at `path`, or, where something took that path (or its
+/// folder) meanwhile, beside the temp file as `<name> (kept by s4)`: never left at a temp
+/// name, which a later run would clean. Where it went.
+pub fn put_back(tmp: &Path, path: &Path) -> PathBuf {
+    if path.parent().is_some_and(|dir| std::fs::create_dir_all(dir).is_ok()) && place_new(tmp, path).is_ok() {
+        return path.to_path_buf();
+    }
+    let name = path.file_name().map_or("file".into(), |n| n.to_string_lossy().into_owned());
+    let dir = tmp.parent().unwrap_or(Path::new("."));
+    for n in 1..1000 {
+        let kept = dir.join(match n {
+            1 => format!("{name} (kept by s4)"),
+            n => format!("{name} (kept by s4 {n})"),
+        });
+        if place_new(tmp, &kept).is_ok() {
+            return kept;
+        }
+    }
+    tmp.to_path_buf()
 }
 
 /// Rename `tmp` over `dest`. A replaced file's permissions carry over (a private file stays
@@ -270,7 +289,11 @@ pub fn replace(tmp: &Path, dest: &Path) -> io::Result<()> {
 /// none, a check just before the rename.
 pub fn place_new(tmp: &Path, dest: &Path) -> io::Result<()> {
     match std::fs::hard_link(tmp, dest) {
-        Ok(()) => std::fs::remove_file(tmp)?,
+        // Placed: a temp name left as a second link is harmless (cleaned as abandoned later),
+        // and an error here would have the caller put back a file that is already placed.
+        Ok(()) => {
+            let _ = std::fs::remove_file(tmp);
+        }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
         Err(_) if std::fs::symlink_metadata(dest).is_ok() => return Err(io::ErrorKind::AlreadyExists.into()),
         Err(_) => std::fs::rename(tmp, dest)?,
@@ -342,6 +365,21 @@ mod tests {
         assert!(safe_dest(root, "link/f").unwrap_err().contains("is a symlink"));
         std::fs::write(root.join("file"), "x").unwrap();
         assert!(safe_dest(root, "file/f").unwrap_err().contains("is a file, not a folder"));
+    }
+
+    #[test]
+    fn a_file_put_back_where_another_now_is_is_kept_beside_it_not_under_a_temp_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, tmp) = (dir.path().join("a.txt"), dir.path().join(format!("{TMP_PREFIX}1")));
+        std::fs::write(&tmp, "moved aside").unwrap();
+        assert_eq!(put_back(&tmp, &path), path);
+        std::fs::rename(&path, &tmp).unwrap();
+        std::fs::write(&path, "someone's new file").unwrap();
+        let kept = put_back(&tmp, &path);
+        assert_eq!(kept, dir.path().join("a.txt (kept by s4)"));
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "moved aside");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone's new file");
+        assert!(!tmp.exists());
     }
 
     #[test]

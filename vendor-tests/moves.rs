@@ -133,6 +133,42 @@ fn a_copied_and_moved_file_and_a_file_turned_folder_arrive_whole() {
     assert!(e.sync("b", &[]).actions().is_empty() && e.sync("a", &[]).actions().is_empty());
 }
 
+/// Review of the renames: files moved into a folder named as a file that went in the same
+/// sync met that file in the way; the old files were deleted before their bytes arrived (by
+/// GET, after the deletions), although the guards had counted them as moves. They are now
+/// paired again once the file is gone, and renamed.
+#[test]
+fn files_moved_into_a_folder_that_was_a_file_are_renamed_once_it_is_gone() {
+    let e = Env::new("move-into-type-change");
+    e.add("a");
+    e.add("b");
+    let (a, b) = (e.folder("a"), e.folder("b"));
+    write(&a.join("lib"), "a file named lib", -100);
+    for n in 0..3 {
+        write(&a.join(format!("old/f{n}")), &format!("file number {n}"), -100);
+    }
+    assert_eq!(e.sync("a", &[]).code, 0);
+    assert_eq!(e.sync("b", &[]).code, 0);
+    std::fs::remove_file(a.join("lib")).unwrap();
+    std::fs::rename(a.join("old"), a.join("lib")).unwrap();
+    assert_eq!(e.sync("a", &[]).code, 0);
+
+    let inodes: Vec<u64> = (0..3).map(|n| inode(&b.join(format!("old/f{n}")))).collect();
+    let r = e.sync("b", &[]);
+    assert_eq!(
+        (r.code, r.count("moved"), r.count("deleted_local"), r.count("bytes_down")),
+        (0, 3, 4, 0),
+        "{}",
+        r.stderr
+    );
+    for (n, ino) in inodes.iter().enumerate() {
+        assert_eq!(read(&b.join(format!("lib/f{n}"))), format!("file number {n}"));
+        assert_eq!(inode(&b.join(format!("lib/f{n}"))), *ino, "lib/f{n} renamed, not copied");
+    }
+    assert!(!b.join("old").exists());
+    assert!(e.sync("b", &[]).actions().is_empty() && e.sync("a", &[]).actions().is_empty());
+}
+
 /// Content decides, not names: a file moved and changed in one go is sent as it is now, and a
 /// file renamed on both machines differently is kept under every name.
 #[test]

@@ -71,6 +71,9 @@ pub enum Done {
         bytes: u64,
         /// From a moved file's old copy here: `bytes` is 0.
         copied: bool,
+        /// The file's mtime where it is not the version's stamp (a moved file renamed here
+        /// keeps its own: see [`super::renames`]).
+        mtime: Option<f64>,
     },
     DeletedLocal,
     DeletedRemote,
@@ -396,7 +399,7 @@ impl Ctx {
         fsutil::replace(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
         self.progress.add(1, meta.size.saturating_sub(moved.counted()));
         let bytes = if copied { 0 } else { meta.size };
-        Ok(Done::Downloaded { lm: meta.lm.or(job.remote_lm), etag: meta.etag, bytes, copied })
+        Ok(Done::Downloaded { lm: meta.lm.or(job.remote_lm), etag: meta.etag, bytes, copied, mtime: None })
     }
 
     async fn delete_local(&self, job: &Job) -> Result<Done, String> {
@@ -415,8 +418,8 @@ impl Ctx {
             Err(e) => return Err(format!("deleting {}: {e}", path.display())),
         }
         if let Err(e) = check_unchanged(&aside, job.local_mtime) {
-            let _ = fsutil::place_new(&aside, &path);
-            return Err(e.replace(&aside.display().to_string(), &path.display().to_string()));
+            let kept = fsutil::put_back(&aside, &path);
+            return Err(e.replace(&aside.display().to_string(), &kept.display().to_string()));
         }
         let _ = std::fs::remove_file(&aside);
         remove_empty_parents(&self.root, &path);

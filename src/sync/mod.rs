@@ -238,9 +238,7 @@ async fn run_guarded(
     }
     run.drain(idx).await?;
     // Downloads a type change blocked, now that the deletions ran.
-    for job in std::mem::take(&mut run.blocked) {
-        run.dispatch(Job { after_deletes: true, ..job }, idx).await?;
-    }
+    run.release_blocked(idx).await?;
     run.drain(idx).await?;
     if interrupted() {
         deferred.clear();
@@ -279,7 +277,8 @@ struct Run<'a> {
     deletes: Vec<Job>,
     /// Transfers that finished conflict checks call for, dispatched from the main loop.
     followups: Vec<Job>,
-    /// Downloads waiting for the run's deletions (a file became a folder, or back).
+    /// Downloads waiting for the run's deletions (a file became a folder, or back), and the
+    /// deletions of the old files of those that are moves (see [`renames`]).
     blocked: Vec<Job>,
     last_commit: Instant,
     /// Deletions the main pass planned, held until the guards have seen the whole plan

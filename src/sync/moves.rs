@@ -286,7 +286,8 @@ impl Run<'_> {
         let held = self.held.as_ref().map(Held::in_memory).unwrap_or_default();
         pair(&self.ctx, &mut fresh, held).await;
         // A dry run carries nothing out: its pairings are its moves. A real run counts a move
-        // once its new key holds the bytes (see `apply`), else the deletion counts as one.
+        // once its new key holds the bytes (see `apply`), else the deletion counts as one,
+        // unless the download is held to be the deletion's rename (see `renames`).
         if self.opts.dry_run {
             self.moved.extend(fresh.iter().filter_map(|j| Some(j.moved_from.as_ref()?.key.clone())));
         }

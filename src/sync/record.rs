@@ -32,11 +32,11 @@ impl Run<'_> {
                     self.report.bytes_up += bytes;
                     *bytes
                 }
-                (Ok(Done::Downloaded { lm, etag, bytes, copied }), Decision::Download { ts, .. }) => {
+                (Ok(Done::Downloaded { lm, etag, bytes, copied, mtime }), Decision::Download { ts, .. }) => {
                     self.report.moved += u64::from(*copied);
                     // The version actually fetched (pinned by If-Match where the plan knew it).
                     let etag = etag.as_deref().map(Etag::parse);
-                    let local = Entry::new(stamp(ts), stamp(ts), etag);
+                    let local = Entry::new(mtime.or(stamp(ts)), stamp(ts), etag);
                     idx.set(key, local, Entry::new(lm.map(|t| t as f64), stamp(ts), etag));
                     idx.mark_adoptable(key);
                     self.report.downloaded += 1;

@@ -4,14 +4,21 @@
 //! key's download with the deletion of an old file holding its bytes, the download is held
 //! (announced, not started), and when the guards release the deletion both go as one task.
 //!
-//! Why this cannot lose a file: the old path's file is moved aside (one rename, so a writer
-//! that opens the old path afterwards makes a new file, kept) and checked as the plan saw it
-//! (size, mtime), exactly as a plain local deletion is; it then either lands at the new
-//! path, which must still be empty (a no-replace move), or goes back where it was with its
-//! own mtime. Anything that does not check out falls back to the order the plan had without
-//! renames (the new file copied or downloaded first, the old one deleted after, and only if
-//! that worked). The guards count a held rename as no deletion: it either moves the bytes
-//! to the new path or deletes nothing.
+//! The old file is moved aside (one rename: a writer that opens the old path from then on
+//! makes a new file there, kept) into the deepest folder the two paths share, and checked as
+//! the plan saw it (size, mtime), exactly as a plain local deletion is. It then lands at the
+//! new path, which must still be empty (a no-replace move), untouched: it keeps its mtime,
+//! which the index records, so a write that reaches it after the check is an edit the next
+//! sync sees (no new mtime is set on it that could hide one). Otherwise it goes back where it
+//! was (or, if that path was taken meanwhile, beside it as `<name> (kept by s4)`: never under
+//! a temp name) and the order the plan had without renames runs: the new file copied or
+//! downloaded first, the old one deleted after, only if that arrived; where a file or folder
+//! in the way must go first (a type change), the two are paired again once the deletions ran.
+//! So the guards can count a held rename as no deletion: it moves the bytes to the new path,
+//! or deletes the old file only once the new one holds them, or deletes nothing.
+//!
+//! Like every local deletion, the check is by size and mtime: an edit that keeps both (`cp -p`
+//! of a file of the same size) between the plan and the rename is taken for the old bytes.
 //!
 //! [`moves::pair`]: super::moves::pair
 
@@ -31,11 +38,12 @@ pub type Held = HashMap<String, Job>;
 
 /// What renaming the old file came to.
 enum Renamed {
-    /// The old file is at the new path, sealed as a download would be.
+    /// The old file is at the new path, its mtime as planned.
     Done,
-    /// Nothing was touched (or all was put back as it was): the plain order.
+    /// Nothing was changed (the old file is back where it was): the plain order.
     Not,
-    /// The old file changed since the plan: kept where it is; the new key is downloaded.
+    /// The old file changed since the plan: kept (where the message says); the new key is
+    /// downloaded.
     Kept(String),
     /// The old file was gone already: nothing to delete; the new key is downloaded.
     Gone,
@@ -64,12 +72,17 @@ impl Run<'_> {
             _ => None,
         };
         let Some(download) = paired else { return self.dispatch(job, idx).await };
-        if !self.announce(&job) {
-            return self.start(download, idx).await;
+        // Held only outside dry runs, where every job is announced for real.
+        if self.announce(&job) {
+            self.start_move(job, download, idx).await?;
         }
+        Ok(())
+    }
+
+    async fn start_move(&mut self, del: Job, download: Job, idx: &mut Indexes) -> Result<(), String> {
         self.room(idx).await?;
         let ctx = self.ctx.clone();
-        self.set.spawn(ctx.move_local(job, download));
+        self.set.spawn(ctx.move_local(del, download));
         self.started(idx).await
     }
 
@@ -81,31 +94,48 @@ impl Run<'_> {
         }
         Ok(())
     }
+
+    /// The jobs a type change blocked, once the deletions ran: a move's old file and its
+    /// download paired again (the rename may go now), the rest tried again on their own.
+    pub(super) async fn release_blocked(&mut self, idx: &mut Indexes) -> Result<(), String> {
+        let (dels, rest): (Vec<Job>, Vec<Job>) = std::mem::take(&mut self.blocked)
+            .into_iter()
+            .partition(|j| matches!(j.decision, Decision::DeleteLocal { .. }));
+        let mut dels: HashMap<String, Job> = dels.into_iter().map(|j| (j.key.clone(), j)).collect();
+        for job in rest {
+            let job = Job { after_deletes: true, ..job };
+            match job.moved_from.as_ref().and_then(|s| dels.remove(&s.key)) {
+                Some(del) => self.start_move(Job { after_deletes: true, ..del }, job, idx).await?,
+                None => self.dispatch(job, idx).await?,
+            }
+        }
+        // Blocked only with its download (above): a deletion alone would count as a move.
+        for key in dels.keys() {
+            crate::info!("Kept {key}: its move did not finish; the next sync decides");
+        }
+        Ok(())
+    }
 }
 
 impl Ctx {
     /// The deletion of a moved file's old path and the download of its new one, as one
-    /// rename where it checks out (see the module's comment); the two outcomes, deletion first.
+    /// rename where it checks out (see the module's comment); their outcomes.
     pub async fn move_local(self: Arc<Self>, del: Job, download: Job) -> Vec<Outcome> {
-        let Decision::Download { ts, .. } = download.decision else {
-            return self.plain_order(del, download).await;
-        };
         if let Err(e) = self.confirm_gone(&del).await {
             return vec![Outcome { job: del, result: Err(e) }, self.run(download).await];
         }
         let (root, d, l) = (self.root.clone(), del.clone(), download.clone());
-        match self.blocking(move || rename_moved(&root, &d, &l, ts)).await {
+        match self.blocking(move || rename_moved(&root, &d, &l)).await {
             Renamed::Done => {
                 self.progress.add(1, download.remote_size);
                 self.progress.add(1, 0);
                 let etag = download.moved_from.as_ref().map(|s| s.etag.clone());
-                let result = Ok(Done::Downloaded { lm: download.remote_lm, etag, bytes: 0, copied: true });
+                let (lm, mtime) = (download.remote_lm, del.local_mtime);
+                let result = Ok(Done::Downloaded { lm, etag, bytes: 0, copied: true, mtime });
                 vec![Outcome { job: del, result: Ok(Done::DeletedLocal) }, Outcome { job: download, result }]
             }
             Renamed::Not => self.plain_order(del, download).await,
-            Renamed::Kept(e) => {
-                vec![Outcome { job: del, result: Err(e) }, self.run(download).await]
-            }
+            Renamed::Kept(e) => vec![Outcome { job: del, result: Err(e) }, self.run(download).await],
             Renamed::Gone => {
                 self.progress.add(1, 0);
                 vec![Outcome { job: del, result: Ok(Done::DeletedLocal) }, self.run(download).await]
@@ -114,23 +144,23 @@ impl Ctx {
     }
 
     /// The order without renames: the new file first (a copy of the old one, else a GET),
-    /// then the old one's deletion, only if the new one arrived (or waits for the deletions).
+    /// then the old one's deletion, only if the new one arrived; both wait for the run's
+    /// deletions if a type change blocks the new one.
     async fn plain_order(self: Arc<Self>, del: Job, download: Job) -> Vec<Outcome> {
         let got = self.clone().run(download).await;
-        let gone = match got.result {
-            Ok(Done::Downloaded { .. } | Done::Blocked) => self.run(del).await,
+        match got.result {
+            Ok(Done::Downloaded { .. }) => vec![self.run(del).await, got],
+            Ok(Done::Blocked) => vec![Outcome { job: del, result: Ok(Done::Blocked) }, got],
             _ => {
-                let why = format!("kept, as its move to {} did not finish; will decide next run", got.job.key);
-                Outcome { result: Err(format!("{}: {why}", self.root.join(&del.key).display())), job: del }
+                crate::info!("Kept {}: its move to {} did not finish; the next sync decides", del.key, got.job.key);
+                vec![got]
             }
-        };
-        vec![gone, got]
+        }
     }
 }
 
-/// The old file of `del` moved to `download`'s path, sealed with the version's time; the
-/// blocking part of [`Ctx::move_local`].
-fn rename_moved(root: &Path, del: &Job, download: &Job, ts: i64) -> Renamed {
+/// The old file of `del` moved to `download`'s path; the blocking part of [`Ctx::move_local`].
+fn rename_moved(root: &Path, del: &Job, download: &Job) -> Renamed {
     let Some(src) = download.moved_from.as_ref().filter(|s| s.key == del.key && s.mtime == del.local_mtime) else {
         return Renamed::Not;
     };
@@ -141,38 +171,41 @@ fn rename_moved(root: &Path, del: &Job, download: &Job, ts: i64) -> Renamed {
     if let Err(e) = check_unchanged(&old, del.local_mtime) {
         return Renamed::Kept(e);
     }
-    // Moved aside first, as a plain deletion does: a writer that opens the old path from now
-    // on makes a new file there (kept), and the new path may be where the old file's folder
-    // was (`x` became `x/in.txt`).
-    let aside = fsutil::temp_path(&old);
+    // Aside where neither path's folders are: `x` may become `x/in.txt`, or `x/in.txt` `x`.
+    let shared = (del.key.split('/').zip(download.key.split('/')))
+        .take_while(|(a, b)| a == b)
+        .take(del.key.matches('/').count().min(download.key.matches('/').count()));
+    let aside = fsutil::temp_path(&shared.fold(root.to_path_buf(), |dir, (part, _)| dir.join(part)).join("_"));
     match std::fs::rename(&old, &aside) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Renamed::Gone,
         Err(_) => return Renamed::Not,
     }
-    let put_back = |outcome: Renamed| {
-        // Only if nothing took the old path meanwhile; else the bytes stay at the temp name,
-        // which a later run cleans (they are the new key's, on S3).
-        let _ = fsutil::place_new(&aside, &old);
-        outcome
+    let Ok(meta) = std::fs::symlink_metadata(&aside) else {
+        fsutil::put_back(&aside, &old);
+        return Renamed::Not;
     };
-    let Ok(meta) = std::fs::symlink_metadata(&aside) else { return put_back(Renamed::Not) };
     // The bytes the pairing read (their MD5 is the new object's ETag), if they held still.
     if !meta.is_file() || meta.len() != download.remote_size || Some(super::scan::mtime_of(&meta)) != src.mtime {
-        let why = format!("{} changed during the sync; kept it, will decide next run", old.display());
-        return put_back(Renamed::Kept(why));
+        let kept = fsutil::put_back(&aside, &old);
+        return Renamed::Kept(format!("{} changed during the sync; kept it, will decide next run", kept.display()));
     }
-    let Ok(dest) = fsutil::safe_dest(root, &download.key) else { return put_back(Renamed::Not) };
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0) as u64);
-    if fsutil::seal(&aside, when).is_ok() && fsutil::place_new(&aside, &dest).is_ok() {
-        remove_empty_parents(root, &old);
+    remove_empty_parents(root, &old);
+    let placed = match fsutil::safe_dest(root, &download.key) {
+        Ok(dest) => fsutil::place_new(&aside, &dest).is_ok() || std::fs::symlink_metadata(&aside).is_err(),
+        Err(_) => false,
+    };
+    if placed {
         return Renamed::Done;
     }
-    // Back as it was, its own mtime with it (the next sync must see the old file unchanged).
-    if let Ok(was) = meta.modified() {
-        let _ = std::fs::File::open(&aside).and_then(|f| f.set_modified(was));
+    match fsutil::put_back(&aside, &old) {
+        back if back == old => Renamed::Not,
+        kept => Renamed::Kept(format!(
+            "{} was taken during the sync; kept its old file as {}",
+            old.display(),
+            kept.display()
+        )),
     }
-    put_back(Renamed::Not)
 }
 
 #[cfg(test)]
@@ -245,9 +278,10 @@ mod tests {
         let root = dir.path();
         write(root, "photos/a.jpg", "bytes", 1000);
         let (del, download) = pair("photos/a.jpg", "archive/photos/a.jpg", "bytes");
-        assert!(matches!(rename_moved(root, &del, &download, TS), Renamed::Done));
+        assert!(matches!(rename_moved(root, &del, &download), Renamed::Done));
         assert_eq!(names(root), ["archive/photos/a.jpg"]);
-        assert_eq!(mtime(root, "archive/photos/a.jpg"), TS as u64);
+        // Untouched: its own mtime, which the index records.
+        assert_eq!(mtime(root, "archive/photos/a.jpg"), 1000);
         assert!(!root.join("photos").exists());
     }
 
@@ -257,8 +291,18 @@ mod tests {
         let root = dir.path();
         write(root, "x", "bytes", 1000);
         let (del, download) = pair("x", "x/in.txt", "bytes");
-        assert!(matches!(rename_moved(root, &del, &download, TS), Renamed::Done));
+        assert!(matches!(rename_moved(root, &del, &download), Renamed::Done));
         assert_eq!(names(root), ["x/in.txt"]);
+    }
+
+    #[test]
+    fn a_folder_that_became_the_file_it_held_is_renamed_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "x/in.txt", "bytes", 1000);
+        let (del, download) = pair("x/in.txt", "x", "bytes");
+        assert!(matches!(rename_moved(root, &del, &download), Renamed::Done));
+        assert_eq!(names(root), ["x"]);
     }
 
     #[test]
@@ -269,8 +313,8 @@ mod tests {
         write(root, "a", "bytes", 1000);
         std::fs::set_permissions(root.join("a"), std::fs::Permissions::from_mode(0o444)).unwrap();
         let (del, download) = pair("a", "b", "bytes");
-        assert!(matches!(rename_moved(root, &del, &download, TS), Renamed::Done));
-        assert_eq!((names(root), mtime(root, "b")), (vec!["b".to_string()], TS as u64));
+        assert!(matches!(rename_moved(root, &del, &download), Renamed::Done));
+        assert_eq!((names(root), mtime(root, "b")), (vec!["b".to_string()], 1000));
     }
 
     #[test]
@@ -279,10 +323,10 @@ mod tests {
         let root = dir.path();
         write(root, "a", "edited", 2000);
         let (del, download) = pair("a", "b", "bytes");
-        assert!(matches!(rename_moved(root, &del, &download, TS), Renamed::Kept(_)));
+        assert!(matches!(rename_moved(root, &del, &download), Renamed::Kept(_)));
         // Its mtime as planned, another size.
         write(root, "a", "bytes!", 1000);
-        assert!(matches!(rename_moved(root, &del, &download, TS), Renamed::Kept(_)));
+        assert!(matches!(rename_moved(root, &del, &download), Renamed::Kept(_)));
         assert_eq!((names(root), mtime(root, "a")), (vec!["a".to_string()], 1000));
     }
 
@@ -293,7 +337,8 @@ mod tests {
         write(root, "a", "bytes", 1000);
         write(root, "b", "someone's new file", 3000);
         let (del, download) = pair("a", "b", "bytes");
-        assert!(matches!(rename_moved(root, &del, &download, TS), Renamed::Not));
+        assert!(matches!(rename_moved(root, &del, &download), Renamed::Not));
+        // Back as it was, nothing left under a temp name.
         assert_eq!(names(root), ["a", "b"]);
         assert_eq!((mtime(root, "a"), std::fs::read_to_string(root.join("a")).unwrap()), (1000, "bytes".into()));
         assert_eq!(std::fs::read_to_string(root.join("b")).unwrap(), "someone's new file");
@@ -303,7 +348,7 @@ mod tests {
     fn an_old_file_gone_already_is_not_looked_for() {
         let dir = tempfile::tempdir().unwrap();
         let (del, download) = pair("a", "b", "bytes");
-        assert!(matches!(rename_moved(dir.path(), &del, &download, TS), Renamed::Gone));
+        assert!(matches!(rename_moved(dir.path(), &del, &download), Renamed::Gone));
         assert!(names(dir.path()).is_empty());
     }
 }
