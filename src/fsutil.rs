@@ -248,7 +248,10 @@ pub fn sha256_range(path: &Path, offset: u64, len: u64) -> io::Result<[u8; 32]> 
 /// Finish a downloaded temp file: give it `mtime` and flush it to disk, so the rename that
 /// follows never exposes a file whose bytes are not there yet.
 pub fn seal(tmp: &Path, mtime: std::time::SystemTime) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).open(tmp)?;
+    // Read-only: setting explicit times asks for ownership, not write access (POSIX
+    // futimens), and a moved file's local copy carries the old file's mode (0444 in a git
+    // object store; review of the renames).
+    let file = File::open(tmp)?;
     file.set_modified(mtime)?;
     file.sync_all()
 }

@@ -95,6 +95,11 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
     // Old files of a size are read (once) when a new key of that size first needs them.
     let mut here: HashMap<u64, Vec<&Job>> = HashMap::new();
     let mut here_read: HashMap<u64, HashMap<Etag, Vec<String>>> = HashMap::new();
+    // ... unless this machine's index says what they hold: the version it synced, at the mtime
+    // the file still has (what the plan itself trusts to call a file unchanged). A moved
+    // gigabyte was read whole to learn what the index knew (issue 13: 77% of the other
+    // machine's time in MD5).
+    let mut here_recorded: HashMap<(u64, Etag), Vec<String>> = HashMap::new();
     for job in held {
         match job.decision {
             Decision::DeleteRemote { .. } => match seen_etag(job) {
@@ -105,8 +110,12 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
                 None => {}
             },
             Decision::DeleteLocal { .. } => {
-                if let (Some(size), Some(_)) = (job.local_size, job.local_mtime) {
+                if let (Some(size), Some(mtime)) = (job.local_size, job.local_mtime) {
                     here.entry(size).or_default().push(job);
+                    let synced = job.li.filter(|e| !e.is_tombstone() && e.local_timestamp == Some(mtime));
+                    if let Some(etag) = synced.and_then(|e| e.etag) {
+                        here_recorded.entry((size, etag)).or_default().push(job.key.clone());
+                    }
                 }
             }
             _ => {}
@@ -126,6 +135,8 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
     let md5s: HashMap<usize, Etag> =
         reads.into_iter().zip(md5_each(ctx, &files).await).filter_map(|(i, md5)| Some((i, md5?))).collect();
     for (i, job) in fresh.iter_mut().enumerate() {
+        // How the bytes were told: read, or recorded (the debug log says which).
+        let mut how = "same bytes";
         let found: Option<(String, String)> = match job.decision {
             Decision::Upload { .. } => {
                 let Some(size) = job.local_size else { continue };
@@ -146,7 +157,11 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
                 let Some(tag) = seen_etag(job) else { continue };
                 let size = job.remote_size;
                 let Some(olds) = here.get(&size) else { continue };
-                if tag.contains('-') {
+                let recorded = here_recorded.get(&(size, Etag::parse(&tag))).into_iter().flatten();
+                if let Some(key) = choose(recorded, &used).filter(|k| !used.contains(*k)) {
+                    how = "the bytes this machine's index records";
+                    Some((key.clone(), tag.clone()))
+                } else if tag.contains('-') {
                     let mut found = None;
                     for old in olds.iter().take(MULTIPART_TRIES) {
                         if found.is_none() && ctx.holds(&ctx.root.join(&old.key), size, &tag).await {
@@ -172,7 +187,7 @@ pub async fn pair(ctx: &Ctx, fresh: &mut [Job], held: &[Job]) {
             _ => None,
         };
         if let Some((key, etag)) = found {
-            crate::debug!("{}: moved from {key} (same bytes)", job.key);
+            crate::debug!("{}: moved from {key} ({how})", job.key);
             let mtime = match job.decision {
                 Decision::Download { .. } => mtimes.get(key.as_str()).copied().flatten(),
                 _ => None,

@@ -104,7 +104,8 @@ impl Run<'_> {
         let mut dels: HashMap<String, Job> = dels.into_iter().map(|j| (j.key.clone(), j)).collect();
         for job in rest {
             let job = Job { after_deletes: true, ..job };
-            match job.moved_from.as_ref().and_then(|s| dels.remove(&s.key)) {
+            let download = matches!(job.decision, Decision::Download { .. });
+            match job.moved_from.as_ref().filter(|_| download).and_then(|s| dels.remove(&s.key)) {
                 Some(del) => self.start_move(Job { after_deletes: true, ..del }, job, idx).await?,
                 None => self.dispatch(job, idx).await?,
             }
@@ -153,6 +154,7 @@ impl Ctx {
             Ok(Done::Blocked) => vec![Outcome { job: del, result: Ok(Done::Blocked) }, got],
             _ => {
                 crate::info!("Kept {}: its move to {} did not finish; the next sync decides", del.key, got.job.key);
+                self.progress.add(1, 0);
                 vec![got]
             }
         }
@@ -190,12 +192,20 @@ fn rename_moved(root: &Path, del: &Job, download: &Job) -> Renamed {
         let kept = fsutil::put_back(&aside, &old);
         return Renamed::Kept(format!("{} changed during the sync; kept it, will decide next run", kept.display()));
     }
-    remove_empty_parents(root, &old);
-    let placed = match fsutil::safe_dest(root, &download.key) {
+    let place = || match fsutil::safe_dest(root, &download.key) {
         Ok(dest) => fsutil::place_new(&aside, &dest).is_ok() || std::fs::symlink_metadata(&aside).is_err(),
         Err(_) => false,
     };
+    // The old file's folders go once it has landed, not before: put back, they would come
+    // back without their permissions. Only where the new path is one of them (`x/in.txt`
+    // became `x`) must they go first.
+    let mut placed = place();
+    if !placed && del.key.starts_with(&format!("{}/", download.key)) {
+        remove_empty_parents(root, &old);
+        placed = place();
+    }
     if placed {
+        remove_empty_parents(root, &old);
         return Renamed::Done;
     }
     match fsutil::put_back(&aside, &old) {
