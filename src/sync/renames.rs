@@ -187,7 +187,7 @@ fn rename_moved(root: &Path, del: &Job, download: &Job) -> Renamed {
         fsutil::put_back(&aside, &old);
         return Renamed::Not;
     };
-    // The bytes the pairing read (their MD5 is the new object's ETag), if they held still.
+    // The bytes the pairing saw (read, or recorded by the index at this mtime), if they held still.
     if !meta.is_file() || meta.len() != download.remote_size || Some(super::scan::mtime_of(&meta)) != src.mtime {
         let kept = fsutil::put_back(&aside, &old);
         return Renamed::Kept(format!("{} changed during the sync; kept it, will decide next run", kept.display()));
