@@ -13,9 +13,24 @@ pub const TMP_PREFIX: &str = ".s4tmp-";
 
 /// A fresh temp path beside `dest` (same directory, so the rename is atomic).
 pub fn temp_path(dest: &Path) -> PathBuf {
+    numbered(dest, "")
+}
+
+/// The last part of an aside's name (see [`aside_path`]).
+const ASIDE: &str = "aside";
+
+/// A fresh temp path beside `dest` for a user's file moved aside (a deletion's check, a
+/// rename's): named so that no later run removes it as an abandoned download. A run cut off
+/// while it held one leaves the user's bytes there; the scan keeps them under a plain name
+/// (see [`recover_aside`]).
+pub fn aside_path(dest: &Path) -> PathBuf {
+    numbered(dest, &format!("-{ASIDE}"))
+}
+
+fn numbered(dest: &Path, tail: &str) -> PathBuf {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = first_temp() + N.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{TMP_PREFIX}{}-{n}-{}", std::process::id(), pid_space());
+    let name = format!("{TMP_PREFIX}{}-{n}-{}{tail}", std::process::id(), pid_space());
     dest.parent().unwrap_or(Path::new(".")).join(name)
 }
 
@@ -156,6 +171,7 @@ pub fn untouched_for(path: &Path) -> std::time::Duration {
 /// is anything merely named like one. `untouched`: since the file's last change (ctime).
 pub fn is_abandoned_temp(name: &str, untouched: std::time::Duration) -> bool {
     let Some(rest) = name.strip_prefix(TMP_PREFIX) else { return false };
+    let rest = rest.strip_suffix(&format!("-{ASIDE}")).unwrap_or(rest);
     let mut parts = rest.split('-');
     let (Some(pid), Some(n), space, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return false;
@@ -256,14 +272,21 @@ pub fn seal(tmp: &Path, mtime: std::time::SystemTime) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Put a file moved aside (`tmp`) back at `path`, or, where something took that path (or its
-/// folder) meanwhile, beside the temp file as `<name> (kept by s4)`: never left at a temp
-/// name, which a later run would clean. Where it went.
+/// Put a file moved aside (`tmp`, an [`aside_path`]) back at `path`, or, where something took
+/// that path (or its folder) meanwhile, beside the temp file as `<name> (kept by s4)`. Where
+/// it went: still `tmp` only if no name could be made there (a full disk), which no run
+/// cleans and a later scan names again (see [`recover_aside`]).
 pub fn put_back(tmp: &Path, path: &Path) -> PathBuf {
     if path.parent().is_some_and(|dir| std::fs::create_dir_all(dir).is_ok()) && place_new(tmp, path).is_ok() {
         return path.to_path_buf();
     }
     let name = path.file_name().map_or("file".into(), |n| n.to_string_lossy().into_owned());
+    keep_beside(tmp, &name)
+}
+
+/// `tmp` under a plain name in its own folder, `<name> (kept by s4)` or the first free
+/// `<name> (kept by s4 N)`; `tmp` itself if none could be made.
+fn keep_beside(tmp: &Path, name: &str) -> PathBuf {
     let dir = tmp.parent().unwrap_or(Path::new("."));
     for n in 1..1000 {
         let kept = dir.join(match n {
@@ -275,6 +298,20 @@ pub fn put_back(tmp: &Path, path: &Path) -> PathBuf {
         }
     }
     tmp.to_path_buf()
+}
+
+/// An aside left by a run that was cut off before it put the file back or let it go (a
+/// kill, a power cut, a full disk): its bytes may be a user's only copy (an edit made
+/// during the sync), so they are never removed, but kept as `recovered (kept by s4)` in
+/// the same folder, which the sync then treats as any new file. `Some(where)` if `temp`
+/// was such a leftover and is now there. Even a second link of a placed file (the cleanup
+/// after [`place_new`]'s link failed) is kept: the other links may be outside the folder.
+pub fn recover_aside(temp: &Path) -> Option<PathBuf> {
+    let name = temp.file_name()?.to_str()?;
+    if !name.ends_with(&format!("-{ASIDE}")) || !is_abandoned_temp(name, untouched_for(temp)) {
+        return None;
+    }
+    Some(keep_beside(temp, "recovered")).filter(|kept| kept != temp)
 }
 
 /// Rename `tmp` over `dest`. A replaced file's permissions carry over (a private file stays
@@ -292,8 +329,9 @@ pub fn replace(tmp: &Path, dest: &Path) -> io::Result<()> {
 /// none, a check just before the rename.
 pub fn place_new(tmp: &Path, dest: &Path) -> io::Result<()> {
     match std::fs::hard_link(tmp, dest) {
-        // Placed: a temp name left as a second link is harmless (cleaned as abandoned later),
-        // and an error here would have the caller put back a file that is already placed.
+        // Placed: a temp name left as a second link is harmless (cleaned as abandoned later;
+        // an aside kept as a duplicate), and an error here would have the caller put back a
+        // file that is already placed.
         Ok(()) => {
             let _ = std::fs::remove_file(tmp);
         }

@@ -411,7 +411,7 @@ impl Ctx {
         self.confirm_gone(job).await?;
         // Moved aside, then checked: a file written between the check above and the delete
         // (during the HEAD, found by the simulation) is put back, never deleted.
-        let aside = fsutil::temp_path(&path);
+        let aside = fsutil::aside_path(&path);
         match std::fs::rename(&path, &aside) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -11,7 +11,7 @@
 //! which the index records, so a write that reaches it after the check is an edit the next
 //! sync sees (no new mtime is set on it that could hide one). Otherwise it goes back where it
 //! was (or, if that path was taken meanwhile, beside it as `<name> (kept by s4)`: never under
-//! a temp name) and the order the plan had without renames runs: the new file copied or
+//! a name a later run cleans: [`fsutil::aside_path`]) and the order the plan had without renames runs: the new file copied or
 //! downloaded first, the old one deleted after, only if that arrived; where a file or folder
 //! in the way must go first (a type change), the two are paired again once the deletions ran.
 //! So the guards can count a held rename as no deletion: it moves the bytes to the new path,
@@ -97,7 +97,12 @@ impl Run<'_> {
 
     /// The jobs a type change blocked, once the deletions ran: a move's old file and its
     /// download paired again (the rename may go now), the rest tried again on their own.
+    /// An interrupted run leaves them to the next one, which plans them again.
     pub(super) async fn release_blocked(&mut self, idx: &mut Indexes) -> Result<(), String> {
+        if super::interrupted() {
+            self.blocked.clear();
+            return Ok(());
+        }
         let (dels, rest): (Vec<Job>, Vec<Job>) = std::mem::take(&mut self.blocked)
             .into_iter()
             .partition(|j| matches!(j.decision, Decision::DeleteLocal { .. }));
@@ -177,7 +182,7 @@ fn rename_moved(root: &Path, del: &Job, download: &Job) -> Renamed {
     let shared = (del.key.split('/').zip(download.key.split('/')))
         .take_while(|(a, b)| a == b)
         .take(del.key.matches('/').count().min(download.key.matches('/').count()));
-    let aside = fsutil::temp_path(&shared.fold(root.to_path_buf(), |dir, (part, _)| dir.join(part)).join("_"));
+    let aside = fsutil::aside_path(&shared.fold(root.to_path_buf(), |dir, (part, _)| dir.join(part)).join("_"));
     match std::fs::rename(&old, &aside) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Renamed::Gone,

@@ -150,7 +150,16 @@ impl Scanner {
             };
             if name.starts_with(crate::fsutil::TMP_PREFIX) {
                 let temp = path.join(&name);
-                if self.clean_temp && crate::fsutil::is_abandoned_temp(&name, crate::fsutil::untouched_for(&temp)) {
+                if !self.clean_temp {
+                    continue;
+                }
+                if let Some(kept) = crate::fsutil::recover_aside(&temp) {
+                    out.push(Item::Notice(format!(
+                        "found {}, a file an earlier s4 run moved aside and was cut off before it put back or deleted; kept it as {}: delete it if you do not need it",
+                        temp.display(),
+                        kept.display()
+                    )));
+                } else if crate::fsutil::is_abandoned_temp(&name, crate::fsutil::untouched_for(&temp)) {
                     let _ = fs::remove_file(&temp);
                 }
                 continue;
@@ -371,6 +380,32 @@ mod tests {
         let err = Scanner::new(&d.path().join("a/f"), Arc::default()).err().unwrap();
         assert!(err.contains("cannot read the local folder"), "{err}");
         assert!(Scanner::new(&d.path().join("missing"), Arc::default()).unwrap().next().is_none());
+    }
+
+    /// A user's file moved aside (a deletion's check, a rename) by a run that was then cut off
+    /// was named like a download's temp file, and the next run removed it: an edit made during
+    /// that sync, its only copy, was lost. It is kept under a plain name instead, and said.
+    #[test]
+    fn a_cut_off_runs_file_moved_aside_is_kept_not_cleaned_as_a_download() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = format!(".s4tmp-4000000000-2-{}-aside", crate::fsutil::pid_space());
+        fs::write(d.path().join(&dead), "an edit, its only copy").unwrap();
+        let live = crate::fsutil::aside_path(&d.path().join("f")).file_name().unwrap().to_owned();
+        fs::write(d.path().join(&live), "being checked by this live process").unwrap();
+        let all: Vec<Item> = Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(true).collect();
+        assert!(matches!(&all[..], [Item::Notice(n)] if n.contains("recovered (kept by s4)")), "{:?}", all.len());
+        assert_eq!(fs::read_to_string(d.path().join("recovered (kept by s4)")).unwrap(), "an edit, its only copy");
+        assert!(!d.path().join(&dead).exists());
+        assert!(d.path().join(&live).exists(), "a live s4's aside stays");
+        // The next scan sees it as a new file.
+        let keys: Vec<String> = Scanner::new(d.path(), Arc::default())
+            .unwrap()
+            .filter_map(|i| match i {
+                Item::File(f) => Some(f.key),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys, ["recovered (kept by s4)"]);
     }
 
     /// Review of the temp names: a live s4 in another PID namespace sharing the folder (two
