@@ -300,18 +300,25 @@ fn keep_beside(tmp: &Path, name: &str) -> PathBuf {
     tmp.to_path_buf()
 }
 
+/// Is `name` an [`aside_path`]'s? Never removed, whoever left it: it may hold a user's bytes.
+pub fn is_aside(name: &str) -> bool {
+    name.starts_with(TMP_PREFIX) && name.ends_with(&format!("-{ASIDE}"))
+}
+
 /// An aside left by a run that was cut off before it put the file back or let it go (a
 /// kill, a power cut, a full disk): its bytes may be a user's only copy (an edit made
-/// during the sync), so they are never removed, but kept as `recovered (kept by s4)` in
-/// the same folder, which the sync then treats as any new file. `Some(where)` if `temp`
-/// was such a leftover and is now there. Even a second link of a placed file (the cleanup
-/// after [`place_new`]'s link failed) is kept: the other links may be outside the folder.
+/// during the sync), so they are kept as `recovered (kept by s4)` in the same folder, which
+/// the sync then treats as any new file. A live run holds an aside for microseconds (no
+/// wait between the rename and what follows), so one untouched for [`TEMP_GRACE`] is left
+/// over whatever its PID says (a PID taken again since; a daemon whose put_back failed).
+/// `Some(where)` for a leftover: `temp` itself if no plain name could be made (a full disk).
 pub fn recover_aside(temp: &Path) -> Option<PathBuf> {
     let name = temp.file_name()?.to_str()?;
-    if !name.ends_with(&format!("-{ASIDE}")) || !is_abandoned_temp(name, untouched_for(temp)) {
-        return None;
-    }
-    Some(keep_beside(temp, "recovered")).filter(|kept| kept != temp)
+    left_over_aside(name, untouched_for(temp)).then(|| keep_beside(temp, "recovered"))
+}
+
+fn left_over_aside(name: &str, untouched: std::time::Duration) -> bool {
+    is_aside(name) && (untouched >= TEMP_GRACE || is_abandoned_temp(name, untouched))
 }
 
 /// Rename `tmp` over `dest`. A replaced file's permissions carry over (a private file stays
@@ -421,6 +428,16 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&kept).unwrap(), "moved aside");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone's new file");
         assert!(!tmp.exists());
+    }
+
+    /// Review: an aside whose PID was taken again by a live process (or a daemon's own, after
+    /// a put_back that failed) looked live for as long as that process ran, the bytes hidden.
+    #[test]
+    fn an_aside_untouched_for_an_hour_is_left_over_whatever_its_pid() {
+        let ours = aside_path(Path::new("f")).file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!left_over_aside(&ours, std::time::Duration::ZERO), "a live run's, just made");
+        assert!(left_over_aside(&ours, TEMP_GRACE));
+        assert!(!left_over_aside(&temp_path(Path::new("f")).to_string_lossy(), TEMP_GRACE), "a download's");
     }
 
     #[test]

@@ -153,14 +153,22 @@ impl Scanner {
                 if !self.clean_temp {
                     continue;
                 }
-                if let Some(kept) = crate::fsutil::recover_aside(&temp) {
-                    out.push(Item::Notice(format!(
+                // An aside may hold a user's only copy: kept under a plain name, never removed.
+                match crate::fsutil::recover_aside(&temp) {
+                    Some(kept) if kept == temp => out.push(Item::Notice(format!(
+                        "found {}, a file an earlier s4 run moved aside and was cut off before it put back or deleted; could not give it a plain name in its folder (full disk?): move it out yourself",
+                        temp.display()
+                    ))),
+                    Some(kept) => out.push(Item::Notice(format!(
                         "found {}, a file an earlier s4 run moved aside and was cut off before it put back or deleted; kept it as {}: delete it if you do not need it",
                         temp.display(),
                         kept.display()
-                    )));
-                } else if crate::fsutil::is_abandoned_temp(&name, crate::fsutil::untouched_for(&temp)) {
-                    let _ = fs::remove_file(&temp);
+                    ))),
+                    None if crate::fsutil::is_aside(&name) => {}
+                    None if crate::fsutil::is_abandoned_temp(&name, crate::fsutil::untouched_for(&temp)) => {
+                        let _ = fs::remove_file(&temp);
+                    }
+                    None => {}
                 }
                 continue;
             }
@@ -406,6 +414,31 @@ mod tests {
             })
             .collect();
         assert_eq!(keys, ["recovered (kept by s4)"]);
+    }
+
+    /// Review: where no plain name could be made (a full disk: no link, no rename, but unlink
+    /// works), the aside fell through to the cleaning of abandoned downloads and was removed.
+    #[test]
+    fn an_aside_that_cannot_be_given_a_plain_name_stays_where_it_is() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = format!(".s4tmp-4000000000-2-{}-aside", crate::fsutil::pid_space());
+        fs::write(d.path().join(&dead), "an edit, its only copy").unwrap();
+        // Every plain name taken stands in for a disk too full to make one.
+        for n in 1..1000 {
+            let name =
+                if n == 1 { "recovered (kept by s4)".to_string() } else { format!("recovered (kept by s4 {n})") };
+            fs::write(d.path().join(name), "").unwrap();
+        }
+        let notices: Vec<String> = Scanner::new(d.path(), Arc::default())
+            .unwrap()
+            .clean_temp(true)
+            .filter_map(|i| match i {
+                Item::Notice(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(&notices[..], [n] if n.contains("move it out yourself")), "{notices:?}");
+        assert_eq!(fs::read_to_string(d.path().join(&dead)).unwrap(), "an edit, its only copy");
     }
 
     /// Review of the temp names: a live s4 in another PID namespace sharing the folder (two
