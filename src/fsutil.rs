@@ -16,15 +16,15 @@ pub fn temp_path(dest: &Path) -> PathBuf {
     numbered(dest, "")
 }
 
-/// The last part of an aside's name (see [`aside_path`]).
-const ASIDE: &str = "aside";
+/// How an aside's name ends (see [`aside_path`]).
+const ASIDE: &str = "-aside";
 
 /// A fresh temp path beside `dest` for a user's file moved aside (a deletion's check, a
 /// rename's): named so that no later run removes it as an abandoned download. A run cut off
 /// while it held one leaves the user's bytes there; the scan keeps them under a plain name
 /// (see [`recover_aside`]).
 pub fn aside_path(dest: &Path) -> PathBuf {
-    numbered(dest, &format!("-{ASIDE}"))
+    numbered(dest, ASIDE)
 }
 
 fn numbered(dest: &Path, tail: &str) -> PathBuf {
@@ -167,11 +167,11 @@ pub fn untouched_for(path: &Path) -> std::time::Duration {
 }
 
 /// Is `name` a temp file of an s4 process that is gone (a download cut off by a crash)?
+/// Never an aside's (see [`recover_aside`]): the cleaning cannot remove a user's bytes.
 /// Another live s4's (a `restore`, a sync of an overlapping folder) is left alone, and so
 /// is anything merely named like one. `untouched`: since the file's last change (ctime).
 pub fn is_abandoned_temp(name: &str, untouched: std::time::Duration) -> bool {
     let Some(rest) = name.strip_prefix(TMP_PREFIX) else { return false };
-    let rest = rest.strip_suffix(&format!("-{ASIDE}")).unwrap_or(rest);
     let mut parts = rest.split('-');
     let (Some(pid), Some(n), space, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return false;
@@ -300,11 +300,6 @@ fn keep_beside(tmp: &Path, name: &str) -> PathBuf {
     tmp.to_path_buf()
 }
 
-/// Is `name` an [`aside_path`]'s? Never removed, whoever left it: it may hold a user's bytes.
-pub fn is_aside(name: &str) -> bool {
-    name.starts_with(TMP_PREFIX) && name.ends_with(&format!("-{ASIDE}"))
-}
-
 /// An aside left by a run that was cut off before it put the file back or let it go (a
 /// kill, a power cut, a full disk): its bytes may be a user's only copy (an edit made
 /// during the sync), so they are kept as `recovered (kept by s4)` in the same folder, which
@@ -313,12 +308,13 @@ pub fn is_aside(name: &str) -> bool {
 /// over whatever its PID says (a PID taken again since; a daemon whose put_back failed).
 /// `Some(where)` for a leftover: `temp` itself if no plain name could be made (a full disk).
 pub fn recover_aside(temp: &Path) -> Option<PathBuf> {
-    let name = temp.file_name()?.to_str()?;
+    let name = temp.file_name()?.to_str()?.strip_suffix(ASIDE)?;
     left_over_aside(name, untouched_for(temp)).then(|| keep_beside(temp, "recovered"))
 }
 
+/// `name`: an aside's without its [`ASIDE`] ending, so named as the temp files it outlives.
 fn left_over_aside(name: &str, untouched: std::time::Duration) -> bool {
-    is_aside(name) && (untouched >= TEMP_GRACE || is_abandoned_temp(name, untouched))
+    untouched >= TEMP_GRACE || is_abandoned_temp(name, untouched)
 }
 
 /// Rename `tmp` over `dest`. A replaced file's permissions carry over (a private file stays
@@ -434,10 +430,15 @@ mod tests {
     /// a put_back that failed) looked live for as long as that process ran, the bytes hidden.
     #[test]
     fn an_aside_untouched_for_an_hour_is_left_over_whatever_its_pid() {
-        let ours = aside_path(Path::new("f")).file_name().unwrap().to_string_lossy().into_owned();
-        assert!(!left_over_aside(&ours, std::time::Duration::ZERO), "a live run's, just made");
-        assert!(left_over_aside(&ours, TEMP_GRACE));
-        assert!(!left_over_aside(&temp_path(Path::new("f")).to_string_lossy(), TEMP_GRACE), "a download's");
+        let d = tempfile::tempdir().unwrap();
+        let ours = aside_path(&d.path().join("f"));
+        let name = ours.file_name().unwrap().to_str().unwrap().strip_suffix(ASIDE).unwrap();
+        assert!(!left_over_aside(name, std::time::Duration::ZERO), "a live run's, just made");
+        assert!(left_over_aside(name, TEMP_GRACE));
+        let download = temp_path(&d.path().join("f"));
+        write_new(&download, b"").unwrap();
+        assert!(recover_aside(&download).is_none(), "a download's");
+        assert!(!is_abandoned_temp(ours.file_name().unwrap().to_str().unwrap(), TEMP_GRACE), "never cleaned");
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! which the index records, so a write that reaches it after the check is an edit the next
 //! sync sees (no new mtime is set on it that could hide one). Otherwise it goes back where it
 //! was (or, if that path was taken meanwhile, beside it as `<name> (kept by s4)`: never under
-//! a name a later run cleans: [`fsutil::aside_path`]) and the order the plan had without renames runs: the new file copied or
-//! downloaded first, the old one deleted after, only if that arrived; where a file or folder
-//! in the way must go first (a type change), the two are paired again once the deletions ran.
+//! a name a later run cleans, [`fsutil::aside_path`]) and the order the plan had without
+//! renames runs: the new file copied or downloaded first, the old one deleted after, only if
+//! that arrived; where a file or folder in the way must go first (a type change), the two
+//! are paired again once the deletions ran.
 //! So the guards can count a held rename as no deletion: it moves the bytes to the new path,
 //! or deletes the old file only once the new one holds them, or deletes nothing.
 //!

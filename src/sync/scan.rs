@@ -154,21 +154,19 @@ impl Scanner {
                     continue;
                 }
                 // An aside may hold a user's only copy: kept under a plain name, never removed.
-                match crate::fsutil::recover_aside(&temp) {
-                    Some(kept) if kept == temp => out.push(Item::Notice(format!(
-                        "found {}, a file an earlier s4 run moved aside and was cut off before it put back or deleted; could not give it a plain name in its folder (full disk?): move it out yourself",
+                if let Some(kept) = crate::fsutil::recover_aside(&temp) {
+                    let done = match kept == temp {
+                        true => {
+                            "could not give it a plain name in its folder (full disk?): move it out yourself".into()
+                        }
+                        false => format!("kept it as {}: delete it if you do not need it", kept.display()),
+                    };
+                    out.push(Item::Notice(format!(
+                        "found {}, a file an earlier s4 run moved aside and was cut off before it put back or deleted; {done}",
                         temp.display()
-                    ))),
-                    Some(kept) => out.push(Item::Notice(format!(
-                        "found {}, a file an earlier s4 run moved aside and was cut off before it put back or deleted; kept it as {}: delete it if you do not need it",
-                        temp.display(),
-                        kept.display()
-                    ))),
-                    None if crate::fsutil::is_aside(&name) => {}
-                    None if crate::fsutil::is_abandoned_temp(&name, crate::fsutil::untouched_for(&temp)) => {
-                        let _ = fs::remove_file(&temp);
-                    }
-                    None => {}
+                    )));
+                } else if crate::fsutil::is_abandoned_temp(&name, crate::fsutil::untouched_for(&temp)) {
+                    let _ = fs::remove_file(&temp);
                 }
                 continue;
             }
@@ -291,6 +289,14 @@ mod tests {
         files(Scanner::new(root, Arc::new(IgnoreRules::parse(rules))).unwrap())
     }
 
+    fn notices(s: Scanner) -> Vec<String> {
+        s.filter_map(|i| match i {
+            Item::Notice(n) => Some(n),
+            _ => None,
+        })
+        .collect()
+    }
+
     fn files(s: Scanner) -> Vec<String> {
         s.filter_map(|i| match i {
             Item::File(f) => Some(f.key),
@@ -406,14 +412,7 @@ mod tests {
         assert!(!d.path().join(&dead).exists());
         assert!(d.path().join(&live).exists(), "a live s4's aside stays");
         // The next scan sees it as a new file.
-        let keys: Vec<String> = Scanner::new(d.path(), Arc::default())
-            .unwrap()
-            .filter_map(|i| match i {
-                Item::File(f) => Some(f.key),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(keys, ["recovered (kept by s4)"]);
+        assert_eq!(keys(d.path(), ""), ["recovered (kept by s4)"]);
     }
 
     /// Review: where no plain name could be made (a full disk: no link, no rename, but unlink
@@ -429,14 +428,7 @@ mod tests {
                 if n == 1 { "recovered (kept by s4)".to_string() } else { format!("recovered (kept by s4 {n})") };
             fs::write(d.path().join(name), "").unwrap();
         }
-        let notices: Vec<String> = Scanner::new(d.path(), Arc::default())
-            .unwrap()
-            .clean_temp(true)
-            .filter_map(|i| match i {
-                Item::Notice(n) => Some(n),
-                _ => None,
-            })
-            .collect();
+        let notices = notices(Scanner::new(d.path(), Arc::default()).unwrap().clean_temp(true));
         assert!(matches!(&notices[..], [n] if n.contains("move it out yourself")), "{notices:?}");
         assert_eq!(fs::read_to_string(d.path().join(&dead)).unwrap(), "an edit, its only copy");
     }
