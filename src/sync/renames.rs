@@ -43,6 +43,9 @@ enum Renamed {
     Done,
     /// Nothing was changed (the old file is back where it was): the plain order.
     Not,
+    /// As `Not`, because a file or folder is in the new path's way: both wait for the run's
+    /// deletions (which may be taking it away right now) and are paired again after them.
+    Blocked,
     /// The old file changed since the plan: kept (where the message says); the new key is
     /// downloaded.
     Kept(String),
@@ -142,6 +145,12 @@ impl Ctx {
                 vec![Outcome { job: del, result: Ok(Done::DeletedLocal) }, Outcome { job: download, result }]
             }
             Renamed::Not => self.plain_order(del, download).await,
+            Renamed::Blocked => {
+                vec![
+                    Outcome { job: del, result: Ok(Done::Blocked) },
+                    Outcome { job: download, result: Ok(Done::Blocked) },
+                ]
+            }
             Renamed::Kept(e) => vec![Outcome { job: del, result: Err(e) }, self.run(download).await],
             Renamed::Gone => {
                 self.progress.add(1, 0);
@@ -198,9 +207,17 @@ fn rename_moved(root: &Path, del: &Job, download: &Job) -> Renamed {
         let kept = fsutil::put_back(&aside, &old);
         return Renamed::Kept(format!("{} changed during the sync; kept it, will decide next run", kept.display()));
     }
-    let place = || match fsutil::safe_dest(root, &download.key) {
-        Ok(dest) => fsutil::place_new(&aside, &dest).is_ok() || std::fs::symlink_metadata(&aside).is_err(),
-        Err(_) => false,
+    // A file where a folder of the new path goes, or a folder where it goes: in the way.
+    let mut in_way = false;
+    let mut place = || match fsutil::safe_dest(root, &download.key) {
+        Ok(dest) => {
+            in_way = std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir());
+            fsutil::place_new(&aside, &dest).is_ok() || std::fs::symlink_metadata(&aside).is_err()
+        }
+        Err(e) => {
+            in_way = e.contains("is a file, not a folder");
+            false
+        }
     };
     // The old file's folders go once it has landed, not before: put back, they would come
     // back without their permissions. Only where the new path is one of them (`x/in.txt`
@@ -214,7 +231,11 @@ fn rename_moved(root: &Path, del: &Job, download: &Job) -> Renamed {
         remove_empty_parents(root, &old);
         return Renamed::Done;
     }
+    // Whether it is still in the way when the plain order runs would depend on how far the
+    // deletions got: a rename and a copy, by chance (Garage).
+    let blocked = in_way && !download.after_deletes;
     match fsutil::put_back(&aside, &old) {
+        back if back == old && blocked => Renamed::Blocked,
         back if back == old => Renamed::Not,
         kept => Renamed::Kept(format!(
             "{} was taken during the sync; kept its old file as {}",
@@ -358,6 +379,25 @@ mod tests {
         assert_eq!(names(root), ["a", "b"]);
         assert_eq!((mtime(root, "a"), std::fs::read_to_string(root.join("a")).unwrap()), (1000, "bytes".into()));
         assert_eq!(std::fs::read_to_string(root.join("b")).unwrap(), "someone's new file");
+    }
+
+    /// Garage, by chance: the rename met the file `lib` still in its way, then the plain order
+    /// found it gone (deleted meanwhile) and copied: a copy or a rename by timing. In the way,
+    /// both wait for the deletions, whatever they have done by then.
+    #[test]
+    fn a_rename_meeting_a_file_in_its_way_waits_for_the_deletions() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "old/f0", "bytes", 1000);
+        write(root, "lib", "a file named lib, being deleted", 2000);
+        let (del, download) = pair("old/f0", "lib/f0", "bytes");
+        assert!(matches!(rename_moved(root, &del, &download), Renamed::Blocked));
+        assert_eq!(names(root), ["lib", "old/f0"]);
+        let after = Job { after_deletes: true, ..download };
+        assert!(matches!(rename_moved(root, &del, &after), Renamed::Not), "after the deletions: the plain order");
+        std::fs::remove_file(root.join("lib")).unwrap();
+        assert!(matches!(rename_moved(root, &del, &after), Renamed::Done));
+        assert_eq!(names(root), ["lib/f0"]);
     }
 
     #[test]
